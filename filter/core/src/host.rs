@@ -1,0 +1,36 @@
+//! The two narrow doors to the proxy: per-request hostcalls and metrics.
+//!
+//! The filter crate implements them over proxy-wasm; unit tests use the fakes in
+//! `testing`. Getters return raw bytes because header values are client data and
+//! need not be UTF-8.
+
+/// Hostcalls one HTTP stream needs. Each call crosses the wasm boundary
+/// (0.1-0.9 µs), so callers fetch each value at most once per request.
+pub trait Http {
+    fn request_header(&self, name: &str) -> Option<Vec<u8>>;
+    fn set_request_header(&mut self, name: &str, value: &[u8]);
+    fn remove_request_header(&mut self, name: &str);
+    fn response_header(&self, name: &str) -> Option<Vec<u8>>;
+    fn set_response_header(&mut self, name: &str, value: &[u8]);
+    fn add_response_header(&mut self, name: &str, value: &[u8]);
+    fn response_trailer(&self, name: &str) -> Option<Vec<u8>>;
+    /// An Envoy attribute, e.g. `["xds", "cluster_name"]`.
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
+    /// Wall clock, nanoseconds since the epoch.
+    fn now_nanos(&self) -> u64;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Envoy stats defined by the plugin. Envoy keys stats by name, so the same
+/// name defined in every worker's VM is one series in `/stats`.
+pub trait Metrics {
+    fn define(&mut self, kind: MetricKind, name: &str) -> Option<u32>;
+    fn increment(&mut self, id: u32, by: i64);
+    fn record(&mut self, id: u32, value: u64);
+}

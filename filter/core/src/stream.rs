@@ -1,0 +1,644 @@
+//! One HTTP request's life in the filter, written against the [`Http`] and
+//! [`Metrics`] traits so all of it runs in unit tests.
+
+use crate::cohort;
+use crate::config::{Config, Direction, MissingKey, Source, UserKey};
+use crate::hash;
+use crate::host::{Http, Metrics};
+use crate::metrics::{Registry, Sample, OTHER, UNKNOWN};
+use crate::outcome;
+use crate::property;
+use crate::trust;
+
+/// What the root context knows once per configuration.
+#[derive(Debug, Clone)]
+pub struct Plugin {
+    pub config: Config,
+    /// SERVER mode version label: `version.value`, else the pod label, else `unknown`.
+    pub own_version: String,
+}
+
+impl Plugin {
+    /// `node_version` is the `xds.node.metadata.LABELS.version` attribute.
+    pub fn new(config: Config, node_version: Option<&[u8]>) -> Self {
+        let own_version = match (&config.version.value, node_version) {
+            (Some(v), _) => v.clone(),
+            (None, Some(raw)) => version_label(&config, raw),
+            (None, None) => UNKNOWN.to_string(),
+        };
+        Plugin {
+            config,
+            own_version,
+        }
+    }
+}
+
+/// A label for a version name read from the proxy: `other` when it is outside
+/// `version.known` or not safe inside a stat name.
+pub fn version_label(cfg: &Config, raw: &[u8]) -> String {
+    let Ok(s) = std::str::from_utf8(raw) else {
+        return OTHER.to_string();
+    };
+    let allowed = match &cfg.version.known {
+        Some(known) => known.iter().any(|k| k == s),
+        None => crate::config::is_label_safe(s),
+    };
+    if allowed { s } else { OTHER }.to_string()
+}
+
+/// Per-request state: what was decided at request time and learnt on the way back.
+#[derive(Debug, Default)]
+pub struct Stream {
+    started_ns: Option<u64>,
+    cohort: usize,
+    version: Option<String>,
+    grpc: bool,
+    grpc_status: Option<u32>,
+}
+
+impl Stream {
+    /// The cohort label index chosen for this request (0 = stable).
+    pub fn cohort(&self) -> usize {
+        self.cohort
+    }
+
+    /// Decides the cohort, drops untrusted routing headers and writes the
+    /// cohort header. Setting a header makes Envoy pick the route again, so
+    /// VirtualService matches on the cohort header see the new value.
+    pub fn on_request_headers(&mut self, p: &Plugin, host: &mut impl Http) {
+        let cfg = &p.config;
+        self.started_ns = Some(host.now_nanos());
+
+        // Rule headers, each fetched once.
+        let mut values: Vec<Option<Vec<u8>>> = cfg
+            .rule_headers
+            .iter()
+            .map(|h| host.request_header(h))
+            .collect();
+
+        if !cfg.trust.trusts_everyone() {
+            self.enforce_trust(cfg, host, &mut values);
+        }
+
+        let mut cookie_header: Option<Option<Vec<u8>>> = None;
+        let mut path: Option<Option<Vec<u8>>> = None;
+        let mut chosen = None;
+        'cohorts: for (i, c) in cfg.cohorts.iter().enumerate() {
+            for m in &c.matches {
+                let hit = match &m.source {
+                    Source::Header(h) => {
+                        cohort::test(&m.test, values.get(*h).and_then(|v| v.as_deref()))
+                    }
+                    Source::Cookie(name) => {
+                        let header =
+                            cookie_header.get_or_insert_with(|| host.request_header("cookie"));
+                        cohort::test(
+                            &m.test,
+                            header.as_deref().and_then(|h| cohort::cookie(h, name)),
+                        )
+                    }
+                    Source::Query(name) => {
+                        let path = path.get_or_insert_with(|| host.request_header(":path"));
+                        let value = path.as_deref().and_then(|p| cohort::query_param(p, name));
+                        cohort::test(&m.test, value.as_deref())
+                    }
+                };
+                if hit {
+                    chosen = Some(i + 2);
+                    break 'cohorts;
+                }
+            }
+        }
+
+        self.cohort = match chosen {
+            Some(c) => c,
+            None if cfg.sticky.basis_points == 0 => 0,
+            None => {
+                let key = match &cfg.sticky.user_key {
+                    UserKey::Header(h) => host.request_header(h),
+                    UserKey::Cookie(name) => cookie_header
+                        .get_or_insert_with(|| host.request_header("cookie"))
+                        .as_deref()
+                        .and_then(|h| cohort::cookie(h, name))
+                        .map(<[u8]>::to_vec),
+                }
+                .filter(|k| !k.trim_ascii().is_empty());
+                let bucket = match (key, cfg.sticky.missing_key) {
+                    (Some(k), _) => Some(hash::bucket(cfg.sticky.salt.as_bytes(), &k)),
+                    (None, MissingKey::Stable) => None,
+                    (None, MissingKey::PerRequest) => {
+                        Some(match host.request_header("x-request-id") {
+                            Some(id) => hash::bucket(b"", &id),
+                            // Nanoseconds are as good as random for one request.
+                            None => (host.now_nanos() / 1000 % u64::from(hash::BUCKETS)) as u32,
+                        })
+                    }
+                };
+                match bucket {
+                    Some(b) if b < cfg.sticky.basis_points => 1,
+                    _ => 0,
+                }
+            }
+        };
+        // Replaces whatever the client sent under this name.
+        host.set_request_header(&cfg.cohort_header, cfg.cohort_label(self.cohort).as_bytes());
+    }
+
+    fn enforce_trust(&self, cfg: &Config, host: &mut impl Http, values: &mut [Option<Vec<u8>>]) {
+        // Routing headers no rule reads must still be stripped from untrusted callers.
+        let extra: Vec<&String> = cfg
+            .trust
+            .routing_headers
+            .iter()
+            .filter(|h| !cfg.rule_headers.contains(h))
+            .filter(|h| host.request_header(h).is_some())
+            .collect();
+        let guarded_present = values
+            .iter()
+            .zip(&cfg.rule_header_guarded)
+            .any(|(v, g)| *g && v.is_some());
+        if !guarded_present && extra.is_empty() {
+            return;
+        }
+        if is_trusted(cfg, host) {
+            return;
+        }
+        for (i, name) in cfg.rule_headers.iter().enumerate() {
+            if cfg.rule_header_guarded.get(i).copied().unwrap_or(false) {
+                if let Some(v) = values.get_mut(i) {
+                    if v.take().is_some() {
+                        host.remove_request_header(name);
+                    }
+                }
+            }
+        }
+        for name in extra {
+            host.remove_request_header(name);
+        }
+    }
+
+    /// Learns the version and gRPC-ness, and stamps the canary headers.
+    pub fn on_response_headers(&mut self, p: &Plugin, host: &mut impl Http) {
+        let cfg = &p.config;
+        let rh = &cfg.response_headers;
+        if cfg.metrics_enabled || rh.version.is_some() {
+            self.resolve_version(p, host);
+        }
+        if cfg.metrics_enabled {
+            self.grpc = host
+                .response_header("content-type")
+                .is_some_and(|ct| ct.starts_with(b"application/grpc"));
+            if self.grpc {
+                // A trailers-only gRPC response carries its status in the headers.
+                self.grpc_status = host
+                    .response_header("grpc-status")
+                    .map(|v| outcome::grpc_status(&v));
+            }
+        }
+        if let (Some(name), Some(v)) = (&rh.version, &self.version) {
+            host.set_response_header(name, v.as_bytes());
+        }
+        if let Some(name) = &rh.cohort {
+            host.set_response_header(name, cfg.cohort_label(self.cohort).as_bytes());
+        }
+        if let (Some(name), Some(start)) = (&rh.server_timing, self.started_ns) {
+            let us = host.now_nanos().saturating_sub(start) / 1000;
+            let value = format!("upstream;dur={}.{:03}", us / 1000, us % 1000);
+            host.add_response_header(name, value.as_bytes());
+        }
+    }
+
+    /// gRPC status normally arrives in trailers.
+    pub fn on_response_trailers(&mut self, p: &Plugin, host: &mut impl Http) {
+        if p.config.metrics_enabled && self.grpc {
+            if let Some(v) = host.response_trailer("grpc-status") {
+                self.grpc_status = Some(outcome::grpc_status(&v));
+            }
+        }
+    }
+
+    /// End of stream: classify the outcome and count it.
+    pub fn on_log(
+        &mut self,
+        p: &Plugin,
+        reg: &mut Registry,
+        sink: &mut impl Metrics,
+        host: &mut impl Http,
+    ) {
+        let cfg = &p.config;
+        if !cfg.metrics_enabled {
+            return;
+        }
+        let Some(start) = self.started_ns else {
+            return;
+        };
+        self.resolve_version(p, host);
+        let int = |path: &[&str]| {
+            host.property(path)
+                .and_then(|b| property::int(&b))
+                .unwrap_or(0)
+        };
+        let code = int(&["response", "code"]);
+        let flags = int(&["response", "flags"]);
+        let (class, error) = outcome::classify(code, flags, self.grpc_status, || {
+            host.property(&["response", "code_details"])
+        });
+        let duration_us = host.now_nanos().saturating_sub(start) / 1000;
+        let version = self.version.as_deref().unwrap_or(UNKNOWN);
+        reg.record(
+            sink,
+            cfg,
+            Sample {
+                version,
+                cohort: self.cohort,
+                class,
+                error,
+                duration_us: Some(duration_us),
+            },
+        );
+    }
+
+    fn resolve_version(&mut self, p: &Plugin, host: &impl Http) {
+        if self.version.is_some() {
+            return;
+        }
+        let server = match p.config.version.direction {
+            Direction::Server => true,
+            Direction::Client => false,
+            // 1 = INBOUND in envoy.config.core.v3.TrafficDirection.
+            Direction::Auto => {
+                host.property(&["xds", "listener_direction"])
+                    .and_then(|b| property::int(&b))
+                    == Some(1)
+            }
+        };
+        self.version = Some(if server {
+            p.own_version.clone()
+        } else {
+            match host.property(&["xds", "cluster_name"]) {
+                Some(cluster) => match property::istio_subset(&cluster) {
+                    Some(subset) => version_label(&p.config, subset),
+                    None => UNKNOWN.to_string(),
+                },
+                None => UNKNOWN.to_string(),
+            }
+        });
+    }
+}
+
+/// Trusted when the downstream address is in a listed network or the mTLS
+/// peer's URI SAN is a listed principal.
+fn is_trusted(cfg: &Config, host: &impl Http) -> bool {
+    let t = &cfg.trust;
+    if !t.source_cidrs.is_empty() {
+        if let Some(ip) = host
+            .property(&["source", "address"])
+            .and_then(|a| trust::parse_socket_ip(&a))
+        {
+            if t.source_cidrs.iter().any(|c| c.contains(ip)) {
+                return true;
+            }
+        }
+    }
+    if !t.peer_principals.is_empty() {
+        if let Some(san) = host.property(&["connection", "uri_san_peer_certificate"]) {
+            if t.peer_principals.iter().any(|p| p.matches(&san)) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+    use crate::testing::{FakeHost, FakeMetrics};
+
+    fn plugin(json: &str) -> Plugin {
+        Plugin::new(Config::from_json(json.as_bytes()).unwrap(), Some(b"v9"))
+    }
+
+    fn cohort_of(p: &Plugin, headers: &[(&str, &[u8])]) -> (String, FakeHost) {
+        let mut host = FakeHost::with_request(headers).prop("source.address", b"10.1.2.3:5555");
+        let mut s = Stream::default();
+        s.on_request_headers(p, &mut host);
+        (host.req(&p.config.cohort_header).unwrap(), host)
+    }
+
+    #[test]
+    fn the_module_headers_pick_internal_and_beta_and_nothing_else_is_stable() {
+        let p = plugin("");
+        assert_eq!(cohort_of(&p, &[("user-type", b"internal")]).0, "internal");
+        assert_eq!(cohort_of(&p, &[("beta-user", b"true")]).0, "beta");
+        assert_eq!(cohort_of(&p, &[("beta-user", b"TRUE")]).0, "stable");
+        assert_eq!(cohort_of(&p, &[]).0, "stable");
+        // First match wins.
+        assert_eq!(
+            cohort_of(&p, &[("beta-user", b"true"), ("user-type", b"internal")]).0,
+            "internal"
+        );
+    }
+
+    #[test]
+    fn a_client_sent_cohort_header_is_always_replaced() {
+        let p = plugin("");
+        let (c, host) = cohort_of(&p, &[("x-canary-cohort", b"internal")]);
+        assert_eq!(c, "stable");
+        assert_eq!(
+            host.request
+                .iter()
+                .filter(|(k, _)| k == "x-canary-cohort")
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn cookie_and_query_rules_match_exactly() {
+        let p = plugin(
+            r#"{"cohorts": [{"name": "qa", "match": [{"query": "canary", "exact": "yes"}]},
+                            {"name": "beta", "match": [{"cookie": "beta", "exact": "1"}]}]}"#,
+        );
+        assert_eq!(cohort_of(&p, &[(":path", b"/r?canary=yes")]).0, "qa");
+        assert_eq!(cohort_of(&p, &[(":path", b"/r?canary=yess")]).0, "stable");
+        assert_eq!(cohort_of(&p, &[("cookie", b"x=1; beta=1")]).0, "beta");
+        assert_eq!(cohort_of(&p, &[("cookie", b"beta=10")]).0, "stable");
+        assert_eq!(
+            cohort_of(
+                &p,
+                &[
+                    ("cookie", b"\xff\xfe; beta=\xc3\x28"),
+                    (":path", b"/\xff?\xfe")
+                ]
+            )
+            .0,
+            "stable"
+        );
+    }
+
+    #[test]
+    fn untrusted_callers_lose_their_routing_headers() {
+        let p = plugin(r#"{"trust": {"sourceCidrs": ["127.0.0.2/32"]}}"#);
+        let (c, host) = cohort_of(&p, &[("user-type", b"internal"), ("beta-user", b"true")]);
+        assert_eq!(c, "stable");
+        assert_eq!(host.req("user-type"), None);
+        assert_eq!(host.req("beta-user"), None);
+    }
+
+    #[test]
+    fn trusted_addresses_and_peers_keep_their_routing_headers() {
+        let p = plugin(r#"{"trust": {"sourceCidrs": ["10.0.0.0/8"]}}"#);
+        let (c, host) = cohort_of(&p, &[("user-type", b"internal")]);
+        assert_eq!(c, "internal");
+        assert_eq!(host.req("user-type").as_deref(), Some("internal"));
+
+        let p = plugin(
+            r#"{"trust": {"peerPrincipals": ["spiffe://cluster.local/ns/default/sa/productpage"]}}"#,
+        );
+        let mut host = FakeHost::with_request(&[("beta-user", b"true")]).prop(
+            "connection.uri_san_peer_certificate",
+            b"spiffe://cluster.local/ns/default/sa/productpage",
+        );
+        Stream::default().on_request_headers(&p, &mut host);
+        assert_eq!(host.req("x-canary-cohort").as_deref(), Some("beta"));
+
+        let mut host = FakeHost::with_request(&[("beta-user", b"true")]).prop(
+            "connection.uri_san_peer_certificate",
+            b"spiffe://cluster.local/ns/default/sa/attacker",
+        );
+        Stream::default().on_request_headers(&p, &mut host);
+        assert_eq!(host.req("x-canary-cohort").as_deref(), Some("stable"));
+    }
+
+    #[test]
+    fn trust_is_not_evaluated_when_no_routing_header_was_sent() {
+        let p = plugin(r#"{"trust": {"sourceCidrs": ["10.0.0.0/8"]}}"#);
+        let mut host = FakeHost::with_request(&[]);
+        Stream::default().on_request_headers(&p, &mut host);
+        // now + two rule headers + set cohort: no property lookups.
+        assert_eq!(host.calls.get(), 4);
+    }
+
+    #[test]
+    fn extra_routing_headers_are_stripped_from_untrusted_callers() {
+        let p = plugin(
+            r#"{"trust": {"sourceCidrs": ["10.9.0.0/16"], "routingHeaders": ["user-type", "x-debug-route"]}}"#,
+        );
+        let (c, host) = cohort_of(&p, &[("x-debug-route", b"v2"), ("beta-user", b"true")]);
+        assert_eq!(host.req("x-debug-route"), None);
+        // beta-user is not a routing header in this config: honoured from anyone.
+        assert_eq!(c, "beta");
+    }
+
+    #[test]
+    fn sticky_users_keep_their_cohort_and_stay_in_as_the_percent_grows() {
+        let p10 = plugin(r#"{"sticky": {"percent": 10, "salt": "reviews"}}"#);
+        let p50 = plugin(r#"{"sticky": {"percent": 50, "salt": "reviews"}}"#);
+        let mut in10 = 0;
+        let mut in50 = 0;
+        for i in 0..2000 {
+            let id = format!("user-{i}");
+            let a = cohort_of(&p10, &[("x-user-id", id.as_bytes())]).0;
+            let b = cohort_of(&p50, &[("x-user-id", id.as_bytes())]).0;
+            assert_eq!(a, cohort_of(&p10, &[("x-user-id", id.as_bytes())]).0);
+            if a == "canary" {
+                in10 += 1;
+                assert_eq!(b, "canary", "{id} left the canary when the percent grew");
+            }
+            if b == "canary" {
+                in50 += 1;
+            }
+        }
+        assert!((140..=260).contains(&in10), "{in10}");
+        assert!((940..=1060).contains(&in50), "{in50}");
+    }
+
+    #[test]
+    fn rules_win_over_the_sticky_percentage() {
+        let p = plugin(r#"{"sticky": {"percent": 100}}"#);
+        assert_eq!(
+            cohort_of(&p, &[("x-user-id", b"u1"), ("beta-user", b"true")]).0,
+            "beta"
+        );
+        assert_eq!(cohort_of(&p, &[("x-user-id", b"u1")]).0, "canary");
+    }
+
+    #[test]
+    fn a_missing_user_key_means_stable_or_a_per_request_split() {
+        let p = plugin(r#"{"sticky": {"percent": 100}}"#);
+        assert_eq!(cohort_of(&p, &[]).0, "stable");
+        assert_eq!(cohort_of(&p, &[("x-user-id", b"  ")]).0, "stable");
+        let p = plugin(r#"{"sticky": {"percent": 30, "missingKey": "perRequest"}}"#);
+        let canary = (0..1000)
+            .filter(|i| {
+                cohort_of(&p, &[("x-request-id", format!("req-{i}").as_bytes())]).0 == "canary"
+            })
+            .count();
+        assert!((230..=370).contains(&canary), "{canary}");
+    }
+
+    #[test]
+    fn a_cookie_can_be_the_user_key() {
+        let p = plugin(r#"{"sticky": {"percent": 100, "userKey": {"cookie": "uid"}}}"#);
+        assert_eq!(cohort_of(&p, &[("cookie", b"a=b; uid=42")]).0, "canary");
+        assert_eq!(cohort_of(&p, &[("cookie", b"a=b")]).0, "stable");
+    }
+
+    fn finish(p: &Plugin, host: &mut FakeHost, reg: &mut Registry, m: &mut FakeMetrics) {
+        let mut s = Stream::default();
+        host.now.set(1_000_000);
+        s.on_request_headers(p, host);
+        host.now.set(3_500_000);
+        s.on_response_headers(p, host);
+        s.on_response_trailers(p, host);
+        host.now.set(4_000_000);
+        s.on_log(p, reg, m, host);
+    }
+
+    #[test]
+    fn client_mode_reads_the_version_from_the_routed_subset_and_stamps_headers() {
+        let p = plugin("");
+        let mut host = FakeHost::with_request(&[("beta-user", b"true")])
+            .prop_int("xds.listener_direction", 2)
+            .prop(
+                "xds.cluster_name",
+                b"outbound|9080|v2|reviews.default.svc.cluster.local",
+            )
+            .prop_int("response.code", 200);
+        let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
+        finish(&p, &mut host, &mut reg, &mut m);
+        assert_eq!(host.resp_all("x-canary-version"), vec!["v2"]);
+        assert_eq!(host.resp_all("x-canary-cohort"), vec!["beta"]);
+        assert_eq!(host.resp_all("server-timing"), vec!["upstream;dur=2.500"]);
+        assert_eq!(m.counter("canary_version=.=v2;.;canary_cohort=.=beta;.;canary_code_class=.=2xx;.;canary_requests_total"), 1);
+        assert_eq!(
+            m.histogram(
+                "canary_version=.=v2;.;canary_cohort=.=beta;.;canary_request_duration_microseconds"
+            ),
+            vec![3000]
+        );
+    }
+
+    #[test]
+    fn server_mode_reports_the_workloads_own_version() {
+        let p = plugin("");
+        let mut host = FakeHost::with_request(&[])
+            .prop_int("xds.listener_direction", 1)
+            .prop("xds.cluster_name", b"inbound|9080||")
+            .prop_int("response.code", 200);
+        let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
+        finish(&p, &mut host, &mut reg, &mut m);
+        assert_eq!(host.resp_all("x-canary-version"), vec!["v9"]);
+        let p = plugin(r#"{"version": {"value": "v3"}}"#);
+        assert_eq!(p.own_version, "v3");
+        assert_eq!(Plugin::new(Config::default(), None).own_version, "unknown");
+    }
+
+    #[test]
+    fn versions_outside_the_known_list_are_reported_as_other() {
+        let p = plugin(r#"{"version": {"known": ["v1", "v2"], "direction": "client"}}"#);
+        let mut host = FakeHost::with_request(&[])
+            .prop("xds.cluster_name", b"outbound|80|v7|reviews")
+            .prop_int("response.code", 200);
+        let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
+        finish(&p, &mut host, &mut reg, &mut m);
+        assert_eq!(host.resp_all("x-canary-version"), vec!["other"]);
+        assert_eq!(version_label(&p.config, b"\xff"), "other");
+        assert_eq!(version_label(&Config::default(), b"v1;.;x"), "other");
+    }
+
+    #[test]
+    fn response_headers_can_be_renamed_or_turned_off() {
+        let p = plugin(
+            r#"{"responseHeaders": {"version": "x-v", "cohort": false, "serverTiming": false}}"#,
+        );
+        let mut host = FakeHost::with_request(&[])
+            .prop("xds.cluster_name", b"outbound|80|v1|reviews")
+            .prop_int("response.code", 200);
+        let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
+        finish(&p, &mut host, &mut reg, &mut m);
+        assert_eq!(host.resp_all("x-v"), vec!["v1"]);
+        assert!(host.resp_all("x-canary-cohort").is_empty());
+        assert!(host.resp_all("server-timing").is_empty());
+    }
+
+    #[test]
+    fn a_grpc_error_in_trailers_counts_as_an_error() {
+        let p = plugin("");
+        let mut host = FakeHost::with_request(&[])
+            .prop("xds.cluster_name", b"outbound|80|v2|reviews")
+            .prop_int("response.code", 200);
+        host.response
+            .push(("content-type".into(), b"application/grpc".to_vec()));
+        host.trailers.push(("grpc-status".into(), b"14".to_vec()));
+        let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
+        finish(&p, &mut host, &mut reg, &mut m);
+        assert_eq!(m.sum("canary_errors_total", "canary_error_kind=.=grpc"), 1);
+    }
+
+    #[test]
+    fn a_grpc_status_on_a_non_grpc_response_is_ignored() {
+        let p = plugin("");
+        let mut host = FakeHost::with_request(&[]).prop_int("response.code", 200);
+        host.trailers.push(("grpc-status".into(), b"14".to_vec()));
+        let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
+        finish(&p, &mut host, &mut reg, &mut m);
+        assert_eq!(m.sum("canary_errors_total", ""), 0);
+        assert_eq!(
+            m.sum("canary_requests_total", "canary_version=.=unknown"),
+            1
+        );
+    }
+
+    #[test]
+    fn an_upstream_503_counts_once_as_5xx() {
+        let p = plugin("");
+        let mut host = FakeHost::with_request(&[])
+            .prop("xds.cluster_name", b"outbound|80|v3|reviews")
+            .prop_int("response.code", 503)
+            .prop("response.code_details", b"via_upstream");
+        let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
+        finish(&p, &mut host, &mut reg, &mut m);
+        assert_eq!(m.counter("canary_version=.=v3;.;canary_cohort=.=stable;.;canary_error_kind=.=5xx;.;canary_errors_total"), 1);
+        assert_eq!(m.sum("canary_errors_total", ""), 1);
+    }
+
+    #[test]
+    fn metrics_off_means_no_metric_hostcalls() {
+        let p = plugin(
+            r#"{"metrics": {"enabled": false}, "responseHeaders": {"version": false, "cohort": false, "serverTiming": false}}"#,
+        );
+        let mut host = FakeHost::with_request(&[]);
+        let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
+        finish(&p, &mut host, &mut reg, &mut m);
+        assert_eq!(m.defines, 0);
+        assert!(host.properties.is_empty());
+    }
+
+    #[test]
+    fn the_default_config_stays_within_a_small_hostcall_budget() {
+        let p = plugin("");
+        let mut host = FakeHost::with_request(&[])
+            .prop_int("xds.listener_direction", 2)
+            .prop("xds.cluster_name", b"outbound|80|v1|reviews")
+            .prop_int("response.code", 200);
+        let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
+        finish(&p, &mut host, &mut reg, &mut m);
+        // request: now, 2 headers, set; response: direction, cluster, content-type,
+        // 3 header writes + now; log: code, flags, now.
+        assert_eq!(host.calls.get(), 14);
+    }
+
+    #[test]
+    fn on_log_without_request_headers_records_nothing() {
+        let p = plugin("");
+        let mut host = FakeHost::with_request(&[]);
+        let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
+        Stream::default().on_log(&p, &mut reg, &mut m, &mut host);
+        assert_eq!(m.defines, 0);
+    }
+}

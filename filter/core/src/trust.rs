@@ -1,0 +1,187 @@
+//! Who may set routing headers: downstream addresses in CIDR allow-lists and
+//! mTLS peers (SPIFFE ids, as Istio issues them) in principal allow-lists.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+/// An IPv4 or IPv6 network, e.g. `10.0.0.0/8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    net: IpAddr,
+    len: u8,
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        // An IPv4-mapped IPv6 peer (dual-stack listener) is matched as IPv4.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), self.len),
+            (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), self.len),
+            _ => false,
+        }
+    }
+}
+
+fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
+    let full = usize::from(bits / 8);
+    let rest = bits % 8;
+    if a[..full] != b[..full] {
+        return false;
+    }
+    if rest == 0 {
+        return true;
+    }
+    let mask = 0xffu8 << (8 - rest);
+    (a[full] & mask) == (b[full] & mask)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(String);
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (addr, len) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let net: IpAddr = addr
+            .parse()
+            .map_err(|_| ParseError("not an IP address or CIDR".into()))?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let len = match len {
+            None => max,
+            Some(l) => l
+                .parse::<u8>()
+                .ok()
+                .filter(|l| *l <= max)
+                .ok_or_else(|| ParseError(format!("prefix length must be 0-{max}")))?,
+        };
+        Ok(Cidr { net, len })
+    }
+}
+
+/// A peer identity: exact, or a prefix when it ends in `*`
+/// (`spiffe://cluster.local/ns/frontend/*` trusts a whole namespace).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Exact(String),
+    Prefix(String),
+}
+
+impl Principal {
+    pub fn matches(&self, peer: &[u8]) -> bool {
+        match self {
+            Principal::Exact(p) => p.as_bytes() == peer,
+            Principal::Prefix(p) => peer.starts_with(p.as_bytes()),
+        }
+    }
+}
+
+impl FromStr for Principal {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() || s == "*" {
+            return Err(ParseError(
+                "must name a peer (\"*\" alone would trust every mTLS peer)".into(),
+            ));
+        }
+        let prefix = s.strip_suffix('*');
+        if prefix.unwrap_or(s).contains('*') {
+            return Err(ParseError("'*' is only allowed at the end".into()));
+        }
+        Ok(match prefix {
+            Some(p) => Principal::Prefix(p.to_string()),
+            None => Principal::Exact(s.to_string()),
+        })
+    }
+}
+
+/// Parses Envoy's `source.address` (`1.2.3.4:5678` or `[::1]:5678`).
+pub fn parse_socket_ip(addr: &[u8]) -> Option<IpAddr> {
+    let s = std::str::from_utf8(addr).ok()?;
+    if let Some(rest) = s.strip_prefix('[') {
+        return rest.split_once(']')?.0.parse().ok();
+    }
+    match s.rsplit_once(':') {
+        Some((ip, _port)) if !ip.contains(':') => ip.parse().ok(),
+        _ => s.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn cidrs_match_by_prefix_length() {
+        let c: Cidr = "10.1.0.0/16".parse().unwrap();
+        assert!(c.contains(ip("10.1.255.3")));
+        assert!(!c.contains(ip("10.2.0.1")));
+        let odd: Cidr = "127.0.0.2/31".parse().unwrap();
+        assert!(odd.contains(ip("127.0.0.3")));
+        assert!(!odd.contains(ip("127.0.0.1")));
+        let any: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(any.contains(ip("8.8.8.8")));
+        assert!(!any.contains(ip("::1")));
+        let host: Cidr = "::1".parse().unwrap();
+        assert!(host.contains(ip("::1")));
+        assert!(!host.contains(ip("::2")));
+    }
+
+    #[test]
+    fn ipv4_mapped_peers_match_ipv4_networks() {
+        let c: Cidr = "127.0.0.0/8".parse().unwrap();
+        assert!(c.contains(ip("::ffff:127.0.0.9")));
+    }
+
+    #[test]
+    fn malformed_cidrs_are_refused() {
+        for bad in ["", "10.0.0.0/", "10.0.0.0/33", "::/129", "10.0.0/8", "x/1"] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn principals_match_exactly_or_by_trailing_star() {
+        let exact: Principal = "spiffe://td/ns/a/sa/b".parse().unwrap();
+        assert!(exact.matches(b"spiffe://td/ns/a/sa/b"));
+        assert!(!exact.matches(b"spiffe://td/ns/a/sa/bb"));
+        let ns: Principal = "spiffe://td/ns/a/*".parse().unwrap();
+        assert!(ns.matches(b"spiffe://td/ns/a/sa/anything"));
+        assert!(!ns.matches(b"spiffe://td/ns/ab/sa/x"));
+        for bad in ["", "*", "spiffe://*/ns/a"] {
+            assert!(bad.parse::<Principal>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn socket_addresses_in_envoy_format_are_parsed() {
+        assert_eq!(parse_socket_ip(b"127.0.0.2:4455"), Some(ip("127.0.0.2")));
+        assert_eq!(parse_socket_ip(b"[::1]:80"), Some(ip("::1")));
+        assert_eq!(parse_socket_ip(b"10.0.0.1"), Some(ip("10.0.0.1")));
+        assert_eq!(parse_socket_ip(b"::1"), Some(ip("::1")));
+        assert_eq!(parse_socket_ip(b"pipe:/tmp/x"), None);
+        assert_eq!(parse_socket_ip(b"\xff:1"), None);
+    }
+}

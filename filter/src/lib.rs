@@ -1,0 +1,183 @@
+//! The proxy-wasm glue: thin adapters from the SDK's contexts to
+//! [`canary_core`]. `CanaryRoot` parses the config once per `on_configure` and
+//! builds a `CanaryHttp` per request; all decisions live in the core crate.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::UNIX_EPOCH;
+
+use canary_core::host::{Http, MetricKind, Metrics};
+use canary_core::metrics::Registry;
+use canary_core::stream::{Plugin, Stream};
+use canary_core::Config;
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
+
+#[allow(unsafe_code)]
+mod entry {
+    use super::*;
+
+    proxy_wasm::main! {{
+        proxy_wasm::set_log_level(LogLevel::Info);
+        proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(CanaryRoot::default()) });
+    }}
+}
+
+#[derive(Default)]
+struct CanaryRoot {
+    plugin: Option<Rc<Plugin>>,
+    registry: Rc<RefCell<Registry>>,
+}
+
+impl Context for CanaryRoot {}
+
+impl RootContext for CanaryRoot {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let bytes = hostcalls::get_buffer(
+            proxy_wasm::types::BufferType::PluginConfiguration,
+            0,
+            usize::MAX,
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+        let config = match Config::from_json(&bytes) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("canary: rejected configuration: {e}");
+                return false;
+            }
+        };
+        if config.trust.trusts_everyone() && !config.trust.routing_headers.is_empty() {
+            log::warn!(
+                "canary: no trust policy: routing headers {:?} are believed from any caller",
+                config.trust.routing_headers
+            );
+        }
+        let node_version =
+            hostcalls::get_property(vec!["xds", "node", "metadata", "LABELS", "version"])
+                .ok()
+                .flatten();
+        let plugin = Plugin::new(config, node_version.as_deref());
+        log::info!(
+            "canary: configured: {} cohorts, sticky {}.{:02} %, own version {}",
+            plugin.config.cohorts.len(),
+            plugin.config.sticky.basis_points / 100,
+            plugin.config.sticky.basis_points % 100,
+            plugin.own_version
+        );
+        self.plugin = Some(Rc::new(plugin));
+        // Cohort indices may mean other names now: start a fresh registry.
+        self.registry = Rc::new(RefCell::new(Registry::default()));
+        true
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let plugin = self.plugin.clone()?;
+        Some(Box::new(CanaryHttp {
+            plugin,
+            registry: self.registry.clone(),
+            stream: Stream::default(),
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct CanaryHttp {
+    plugin: Rc<Plugin>,
+    registry: Rc<RefCell<Registry>>,
+    stream: Stream,
+}
+
+impl Context for CanaryHttp {}
+
+impl HttpContext for CanaryHttp {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        self.stream.on_request_headers(&self.plugin, &mut Host);
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        self.stream.on_response_headers(&self.plugin, &mut Host);
+        Action::Continue
+    }
+
+    fn on_http_response_trailers(&mut self, _trailers: usize) -> Action {
+        self.stream.on_response_trailers(&self.plugin, &mut Host);
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        if let Ok(mut reg) = self.registry.try_borrow_mut() {
+            self.stream
+                .on_log(&self.plugin, &mut reg, &mut HostMetrics, &mut Host);
+        }
+    }
+}
+
+/// Hostcalls of the current HTTP context. Only `_bytes` map getters are used:
+/// the SDK's `String` getters panic on non-UTF-8 header values.
+struct Host;
+
+impl Http for Host {
+    fn request_header(&self, name: &str) -> Option<Vec<u8>> {
+        hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
+            .ok()
+            .flatten()
+    }
+    fn set_request_header(&mut self, name: &str, value: &[u8]) {
+        let _ = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, Some(value));
+    }
+    fn remove_request_header(&mut self, name: &str) {
+        let _ = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, None);
+    }
+    fn response_header(&self, name: &str) -> Option<Vec<u8>> {
+        hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, name)
+            .ok()
+            .flatten()
+    }
+    fn set_response_header(&mut self, name: &str, value: &[u8]) {
+        let _ = hostcalls::set_map_value_bytes(MapType::HttpResponseHeaders, name, Some(value));
+    }
+    fn add_response_header(&mut self, name: &str, value: &[u8]) {
+        let _ = hostcalls::add_map_value_bytes(MapType::HttpResponseHeaders, name, value);
+    }
+    fn response_trailer(&self, name: &str) -> Option<Vec<u8>> {
+        hostcalls::get_map_value_bytes(MapType::HttpResponseTrailers, name)
+            .ok()
+            .flatten()
+    }
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        // The free function returns a Result; `Context::get_property` unwraps it.
+        hostcalls::get_property(path.to_vec()).ok().flatten()
+    }
+    fn now_nanos(&self) -> u64 {
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+}
+
+struct HostMetrics;
+
+impl Metrics for HostMetrics {
+    fn define(&mut self, kind: MetricKind, name: &str) -> Option<u32> {
+        let t = match kind {
+            MetricKind::Counter => MetricType::Counter,
+            MetricKind::Gauge => MetricType::Gauge,
+            MetricKind::Histogram => MetricType::Histogram,
+        };
+        hostcalls::define_metric(t, name).ok()
+    }
+    fn increment(&mut self, id: u32, by: i64) {
+        let _ = hostcalls::increment_metric(id, by);
+    }
+    fn record(&mut self, id: u32, value: u64) {
+        let _ = hostcalls::record_metric(id, value);
+    }
+}
