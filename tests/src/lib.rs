@@ -1,1 +1,22 @@
-//! harness
+//! The one harness behind the end-to-end tests, `make bench` and `make demo`:
+//! real Envoy processes on loopback ports, upstream test servers that name their
+//! version and fail on demand, HTTP clients (plain, from a chosen source
+//! address, HTTP/2, mTLS) and a `/stats/prometheus` parser.
+//!
+//! It is test code: a broken precondition (no Envoy binary, a stale module, a
+//! port that never opened) aborts loudly with what to do, hence the lint allowance.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod certs;
+pub mod client;
+pub mod envoy;
+pub mod paths;
+pub mod sidecar;
+pub mod stats;
+pub mod upstream;
+
+pub use client::{Client, Reply, Req};
+pub use envoy::Envoy;
+pub use sidecar::{Direction, FilterSpec, Route, Sidecar};
+pub use stats::Stats;
+pub use upstream::{Behaviour, Upstream};

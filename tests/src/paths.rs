@@ -1,0 +1,74 @@
+//! Where the harness finds Envoy, the modules and the shipped config snippets.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// `$ENVOY_BIN`, else the binary `make setup` links into `.tools/bin/envoy`.
+pub fn envoy_bin() -> PathBuf {
+    let p = std::env::var_os("ENVOY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".tools/bin/envoy"));
+    assert!(
+        p.exists(),
+        "no Envoy at {}: run `make setup` (or set ENVOY_BIN)",
+        p.display()
+    );
+    p
+}
+
+fn newest_source(dir: &Path) -> SystemTime {
+    let mut newest = SystemTime::UNIX_EPOCH;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return newest;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let t = if path.is_dir() {
+            newest_source(&path)
+        } else {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH)
+        };
+        newest = newest.max(t);
+    }
+    newest
+}
+
+fn module(file: &str, sources: &[&str]) -> PathBuf {
+    let root = repo_root();
+    let wasm = root.join("target/wasm32-wasip1/release").join(file);
+    let built = std::fs::metadata(&wasm)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{} is missing: run `make build`", wasm.display()));
+    for s in sources {
+        assert!(
+            newest_source(&root.join(s)) <= built,
+            "{} is older than {s}: run `make build`",
+            wasm.display()
+        );
+    }
+    wasm
+}
+
+/// The release filter module, refusing a stale one so tests never pass on old code.
+pub fn filter_wasm() -> PathBuf {
+    module("canary_filter.wasm", &["filter/src", "filter/core/src"])
+}
+
+/// The do-nothing module the benchmark compares against.
+pub fn noop_wasm() -> PathBuf {
+    module("noop_filter.wasm", &["tests/noop-filter/src"])
+}
+
+/// The shipped `stats_config` for plain Envoy (tags and histogram buckets).
+pub fn stats_config_yaml() -> PathBuf {
+    repo_root().join("manifests/envoy/stats-config.yaml")
+}
