@@ -333,6 +333,8 @@ impl Sidecar {
                 "metadata": {"LABELS": labels, "NAMESPACE": "default"},
             },
             "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+            // Histograms reach /stats only when merged at a flush (5 s by default).
+            "stats_flush_interval": "0.2s",
             "static_resources": {
                 "listeners": [{
                     "name": listener,
