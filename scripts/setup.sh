@@ -44,9 +44,13 @@ if [ -z "$wbg" ]; then
   cargo generate-lockfile -q
   wbg=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
 fi
-if ! .tools/bin/wasm-bindgen-test-runner --version 2>/dev/null | grep -q " $wbg\$"; then
-  say "wasm-bindgen-cli $wbg into .tools (a few minutes, once)"
-  cargo install -q --root .tools wasm-bindgen-cli --version "$wbg"
+# Built once per machine into a versioned cache (a clone of the project, as CI
+# makes, reuses it), then linked into .tools/bin.
+cache="${CANARY_TOOLS_CACHE:-$HOME/.cache/canary-sidecar}/wasm-bindgen-$wbg"
+if ! "$cache/bin/wasm-bindgen-test-runner" --version 2>/dev/null | grep -q " $wbg\$"; then
+  say "wasm-bindgen-cli $wbg into $cache (a few minutes, once per machine)"
+  cargo install -q --root "$cache" wasm-bindgen-cli --version "$wbg"
 fi
+ln -sfn "$cache/bin/wasm-bindgen-test-runner" .tools/bin/wasm-bindgen-test-runner
 command -v node >/dev/null || { echo "node is needed for the wasm32 core tests"; exit 1; }
 say "ready: Envoy $(.tools/bin/envoy --version | grep -o "/[0-9.]*/" | tr -d /), wasm-bindgen $wbg, $(h2load --version | head -1)"

@@ -101,8 +101,9 @@ impl HttpContext for CanaryHttp {
         Action::Continue
     }
 
-    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        self.stream.on_response_headers(&self.plugin, &mut Host);
+    fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        self.stream
+            .on_response_headers(&self.plugin, &mut Host, end_of_stream);
         Action::Continue
     }
 

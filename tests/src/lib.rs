@@ -4,8 +4,7 @@
 //! address, HTTP/2, mTLS) and a `/stats/prometheus` parser.
 //!
 //! It is test code: a broken precondition (no Envoy binary, a stale module, a
-//! port that never opened) aborts loudly with what to do, hence the lint allowance.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! port that never opened) aborts loudly with what to do.
 
 pub mod certs;
 pub mod client;

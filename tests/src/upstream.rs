@@ -150,6 +150,16 @@ async fn handle(
         // hyper closes an HTTP/1 connection (or resets an h2 stream) when the service fails.
         return Err(Reset);
     }
+    if let Some(code) = header_num(&h, "x-test-grpc-trailers-only") {
+        // A gRPC error with no message: status in the headers, no body, no trailers.
+        return Ok(Response::builder()
+            .status(200)
+            .header("content-type", "application/grpc")
+            .header("grpc-status", code.to_string())
+            .header("x-upstream", version)
+            .body(Full::new(Bytes::new()).boxed())
+            .unwrap());
+    }
     let grpc = header_num(&h, "x-test-grpc-status")
         .map(|s| s as u32)
         .or(b.grpc_status);

@@ -192,6 +192,13 @@ async fn grpc_errors_in_trailers_resets_timeouts_and_local_replies_are_errors() 
         .await;
     assert_eq!(unavailable.status, 200);
     assert_eq!(unavailable.trailers.as_ref().unwrap()["grpc-status"], "14");
+    let trailers_only = c
+        .send(&Req::get("/").header("x-test-grpc-trailers-only", "13"))
+        .await;
+    assert_eq!(
+        (trailers_only.status, trailers_only.header("grpc-status")),
+        (200, Some("13"))
+    );
     let reset = c.send(&Req::get("/").header("x-test-reset", "1")).await;
     assert_eq!(reset.status, 503);
     let slow = c
@@ -206,20 +213,20 @@ async fn grpc_errors_in_trailers_resets_timeouts_and_local_replies_are_errors() 
     let r = c.send(&Req::get("/").header("user-type", "internal")).await;
     assert_eq!(r.status, 503);
 
-    let s = stats_after(&envoy, 6.0).await;
+    let s = stats_after(&envoy, 7.0).await;
     let e = |kind: &str| s.sum(ERR, &[("canary_error_kind", kind)]);
     assert_eq!(
         e("grpc"),
-        1.0,
+        2.0,
         "{:?}",
         s.matching(ERR, &[]).collect::<Vec<_>>()
     );
     assert_eq!(e("reset"), 2.0);
     assert_eq!(e("timeout"), 1.0);
     assert_eq!(e("5xx"), 1.0);
-    assert_eq!(s.sum(ERR, &[]), 5.0);
-    assert_eq!(s.sum(REQ, &[]), 6.0);
-    assert_eq!(s.sum(REQ, &[("canary_code_class", "2xx")]), 2.0);
+    assert_eq!(s.sum(ERR, &[]), 6.0);
+    assert_eq!(s.sum(REQ, &[]), 7.0);
+    assert_eq!(s.sum(REQ, &[("canary_code_class", "2xx")]), 3.0);
     assert_eq!(
         s.sum(
             ERR,

@@ -261,10 +261,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         // The defaults are valid by construction; tests assert it.
-        match Config::from_json(b"{}") {
-            Ok(c) => c,
-            Err(_) => Config::empty(),
-        }
+        Config::from_json(b"{}").unwrap_or_else(|_| Config::empty())
     }
 }
 

@@ -52,7 +52,6 @@ pub struct Stream {
     started_ns: Option<u64>,
     cohort: usize,
     version: Option<String>,
-    grpc: bool,
     grpc_status: Option<u32>,
 }
 
@@ -177,23 +176,20 @@ impl Stream {
         }
     }
 
-    /// Learns the version and gRPC-ness, and stamps the canary headers.
-    pub fn on_response_headers(&mut self, p: &Plugin, host: &mut impl Http) {
+    /// Learns the version, and stamps the canary headers. `end_of_stream` says
+    /// the headers end the response: that is the only case where gRPC carries
+    /// its status in headers (a trailers-only response), so a plain response
+    /// costs no extra lookup.
+    pub fn on_response_headers(&mut self, p: &Plugin, host: &mut impl Http, end_of_stream: bool) {
         let cfg = &p.config;
         let rh = &cfg.response_headers;
         if cfg.metrics_enabled || rh.version.is_some() {
             self.resolve_version(p, host);
         }
-        if cfg.metrics_enabled {
-            self.grpc = host
-                .response_header("content-type")
-                .is_some_and(|ct| ct.starts_with(b"application/grpc"));
-            if self.grpc {
-                // A trailers-only gRPC response carries its status in the headers.
-                self.grpc_status = host
-                    .response_header("grpc-status")
-                    .map(|v| outcome::grpc_status(&v));
-            }
+        if cfg.metrics_enabled && end_of_stream {
+            self.grpc_status = host
+                .response_header("grpc-status")
+                .map(|v| outcome::grpc_status(&v));
         }
         if let (Some(name), Some(v)) = (&rh.version, &self.version) {
             host.set_response_header(name, v.as_bytes());
@@ -208,9 +204,9 @@ impl Stream {
         }
     }
 
-    /// gRPC status normally arrives in trailers.
+    /// gRPC status normally arrives in trailers; only gRPC sends `grpc-status`.
     pub fn on_response_trailers(&mut self, p: &Plugin, host: &mut impl Http) {
-        if p.config.metrics_enabled && self.grpc {
+        if p.config.metrics_enabled {
             if let Some(v) = host.response_trailer("grpc-status") {
                 self.grpc_status = Some(outcome::grpc_status(&v));
             }
@@ -262,24 +258,29 @@ impl Stream {
         if self.version.is_some() {
             return;
         }
-        let server = match p.config.version.direction {
-            Direction::Server => true,
-            Direction::Client => false,
-            // 1 = INBOUND in envoy.config.core.v3.TrafficDirection.
-            Direction::Auto => {
+        let direction = p.config.version.direction;
+        if direction == Direction::Server {
+            self.version = Some(p.own_version.clone());
+            return;
+        }
+        // One lookup serves both questions in auto mode: Istio names inbound
+        // clusters `inbound|port||` and outbound ones `outbound|port|subset|host`.
+        let cluster = host.property(&["xds", "cluster_name"]);
+        let inbound = match &cluster {
+            Some(c) if direction == Direction::Auto && c.starts_with(b"inbound|") => true,
+            // Not an Istio name: ask the listener (1 = INBOUND).
+            Some(c) if direction == Direction::Auto && !c.starts_with(b"outbound|") => {
                 host.property(&["xds", "listener_direction"])
                     .and_then(|b| property::int(&b))
                     == Some(1)
             }
+            _ => false,
         };
-        self.version = Some(if server {
+        self.version = Some(if inbound {
             p.own_version.clone()
         } else {
-            match host.property(&["xds", "cluster_name"]) {
-                Some(cluster) => match property::istio_subset(&cluster) {
-                    Some(subset) => version_label(&p.config, subset),
-                    None => UNKNOWN.to_string(),
-                },
+            match cluster.as_deref().and_then(property::istio_subset) {
+                Some(subset) => version_label(&p.config, subset),
                 None => UNKNOWN.to_string(),
             }
         });
@@ -493,8 +494,12 @@ mod tests {
         host.now.set(1_000_000);
         s.on_request_headers(p, host);
         host.now.set(3_500_000);
-        s.on_response_headers(p, host);
-        s.on_response_trailers(p, host);
+        let headers_only =
+            host.trailers.is_empty() && host.response.iter().any(|(k, _)| k == "grpc-status");
+        s.on_response_headers(p, host, headers_only);
+        if !host.trailers.is_empty() {
+            s.on_response_trailers(p, host);
+        }
         host.now.set(4_000_000);
         s.on_log(p, reg, m, host);
     }
@@ -527,7 +532,6 @@ mod tests {
     fn server_mode_reports_the_workloads_own_version() {
         let p = plugin("");
         let mut host = FakeHost::with_request(&[])
-            .prop_int("xds.listener_direction", 1)
             .prop("xds.cluster_name", b"inbound|9080||")
             .prop_int("response.code", 200);
         let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
@@ -581,17 +585,46 @@ mod tests {
     }
 
     #[test]
-    fn a_grpc_status_on_a_non_grpc_response_is_ignored() {
+    fn a_trailers_only_grpc_error_counts_as_an_error() {
         let p = plugin("");
         let mut host = FakeHost::with_request(&[]).prop_int("response.code", 200);
-        host.trailers.push(("grpc-status".into(), b"14".to_vec()));
+        host.response.push(("grpc-status".into(), b"13".to_vec()));
         let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
         finish(&p, &mut host, &mut reg, &mut m);
+        assert_eq!(m.sum("canary_errors_total", "canary_error_kind=.=grpc"), 1);
+    }
+
+    #[test]
+    fn a_grpc_status_header_before_a_body_is_not_read() {
+        let p = plugin("");
+        let mut host = FakeHost::with_request(&[]).prop_int("response.code", 200);
+        host.response.push(("grpc-status".into(), b"13".to_vec()));
+        let mut s = Stream::default();
+        s.on_request_headers(&p, &mut host);
+        s.on_response_headers(&p, &mut host, false);
+        let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
+        s.on_log(&p, &mut reg, &mut m, &mut host);
         assert_eq!(m.sum("canary_errors_total", ""), 0);
         assert_eq!(
             m.sum("canary_requests_total", "canary_version=.=unknown"),
             1
         );
+    }
+
+    #[test]
+    fn auto_mode_asks_the_listener_only_for_non_istio_cluster_names() {
+        let p = plugin("");
+        let mut host = FakeHost::with_request(&[])
+            .prop_int("xds.listener_direction", 1)
+            .prop("xds.cluster_name", b"local_app")
+            .prop_int("response.code", 200);
+        let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
+        finish(&p, &mut host, &mut reg, &mut m);
+        assert_eq!(host.resp_all("x-canary-version"), vec!["v9"]);
+        let p = plugin(r#"{"version": {"direction": "client"}}"#);
+        let mut host = FakeHost::with_request(&[]).prop("xds.cluster_name", b"inbound|9080||");
+        finish(&p, &mut host, &mut reg, &mut m);
+        assert_eq!(host.resp_all("x-canary-version"), vec!["unknown"]);
     }
 
     #[test]
@@ -628,9 +661,9 @@ mod tests {
             .prop_int("response.code", 200);
         let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
         finish(&p, &mut host, &mut reg, &mut m);
-        // request: now, 2 headers, set; response: direction, cluster, content-type,
-        // 3 header writes + now; log: code, flags, now.
-        assert_eq!(host.calls.get(), 14);
+        // request: now, 2 headers, set; response: cluster, 3 header writes + now;
+        // log: code, flags, now.
+        assert_eq!(host.calls.get(), 12);
     }
 
     #[test]
