@@ -6,9 +6,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
+use canary_core::gates::{Engine, SharedStore};
 use canary_core::host::{Http, MetricKind, Metrics};
-use canary_core::metrics::Registry;
-use canary_core::stream::{Plugin, Stream};
+use canary_core::stream::{Plugin, Stream, Vm};
 use canary_core::Config;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -27,10 +27,14 @@ mod entry {
 #[derive(Default)]
 struct CanaryRoot {
     plugin: Option<Rc<Plugin>>,
-    registry: Rc<RefCell<Registry>>,
+    vm: Rc<RefCell<Vm>>,
 }
 
 impl Context for CanaryRoot {}
+
+fn now_ms() -> u64 {
+    Host.now_nanos() / 1_000_000
+}
 
 impl RootContext for CanaryRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
@@ -60,6 +64,26 @@ impl RootContext for CanaryRoot {
                 .ok()
                 .flatten();
         let plugin = Plugin::new(config, node_version.as_deref());
+        // Cohort indices may mean other names now: start fresh metrics and gates.
+        let mut vm = Vm::default();
+        if let Some(g) = &plugin.config.gates {
+            // One shared entry per plugin; a withdrawal is remembered per
+            // configuration, so a new rollout step starts un-withdrawn.
+            let name = hostcalls::get_property(vec!["plugin_name"])
+                .ok()
+                .flatten()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_else(|| "canary".into());
+            let mut engine = Engine::new(
+                &format!("canary-gates/{name}"),
+                canary_core::hash::config_hash(&bytes),
+            );
+            engine.init(&mut HostStore);
+            let _ = hostcalls::set_tick_period(std::time::Duration::from_millis(g.tick_ms));
+            vm.engine = Some(engine);
+        } else {
+            let _ = hostcalls::set_tick_period(std::time::Duration::ZERO);
+        }
         log::info!(
             "canary: configured: {} cohorts, sticky {}.{:02} %, own version {}",
             plugin.config.cohorts.len(),
@@ -68,16 +92,38 @@ impl RootContext for CanaryRoot {
             plugin.own_version
         );
         self.plugin = Some(Rc::new(plugin));
-        // Cohort indices may mean other names now: start a fresh registry.
-        self.registry = Rc::new(RefCell::new(Registry::default()));
+        self.vm = Rc::new(RefCell::new(vm));
         true
+    }
+
+    fn on_tick(&mut self) {
+        let Some(plugin) = &self.plugin else { return };
+        let Some(g) = &plugin.config.gates else {
+            return;
+        };
+        let Ok(mut vm) = self.vm.try_borrow_mut() else {
+            return;
+        };
+        let Some(engine) = vm.engine.as_mut() else {
+            return;
+        };
+        let report = engine.tick(
+            g,
+            plugin.config.sticky.basis_points,
+            &mut HostStore,
+            &mut HostMetrics,
+            now_ms(),
+        );
+        for line in report.log {
+            log::warn!("{line}");
+        }
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let plugin = self.plugin.clone()?;
         Some(Box::new(CanaryHttp {
             plugin,
-            registry: self.registry.clone(),
+            vm: self.vm.clone(),
             stream: Stream::default(),
         }))
     }
@@ -89,7 +135,7 @@ impl RootContext for CanaryRoot {
 
 struct CanaryHttp {
     plugin: Rc<Plugin>,
-    registry: Rc<RefCell<Registry>>,
+    vm: Rc<RefCell<Vm>>,
     stream: Stream,
 }
 
@@ -97,7 +143,9 @@ impl Context for CanaryHttp {}
 
 impl HttpContext for CanaryHttp {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        self.stream.on_request_headers(&self.plugin, &mut Host);
+        if let Ok(vm) = self.vm.try_borrow() {
+            self.stream.on_request_headers(&self.plugin, &vm, &mut Host);
+        }
         Action::Continue
     }
 
@@ -113,9 +161,9 @@ impl HttpContext for CanaryHttp {
     }
 
     fn on_log(&mut self) {
-        if let Ok(mut reg) = self.registry.try_borrow_mut() {
+        if let Ok(mut vm) = self.vm.try_borrow_mut() {
             self.stream
-                .on_log(&self.plugin, &mut reg, &mut HostMetrics, &mut Host);
+                .on_log(&self.plugin, &mut vm, &mut HostMetrics, &mut Host);
         }
     }
 }
@@ -180,5 +228,20 @@ impl Metrics for HostMetrics {
     }
     fn record(&mut self, id: u32, value: u64) {
         let _ = hostcalls::record_metric(id, value);
+    }
+}
+
+/// proxy-wasm shared data: one store per VM id, shared by the worker VMs.
+struct HostStore;
+
+impl SharedStore for HostStore {
+    fn get(&self, key: &str) -> Option<(Vec<u8>, Option<u32>)> {
+        match hostcalls::get_shared_data(key) {
+            Ok((Some(v), cas)) => Some((v, cas)),
+            _ => None,
+        }
+    }
+    fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        hostcalls::set_shared_data(key, Some(value), cas).is_ok()
     }
 }

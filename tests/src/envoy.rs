@@ -96,6 +96,8 @@ impl Envoy {
             .arg(&admin_path)
             .args(["-l", "info", "--log-path"])
             .arg(&log_path)
+            // The log file is buffered (10 s by default); tests read it live.
+            .args(["--file-flush-interval-msec", "50"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());

@@ -12,6 +12,7 @@ pub mod envoy;
 pub mod paths;
 pub mod sidecar;
 pub mod stats;
+pub mod traffic;
 pub mod upstream;
 
 pub use client::{Client, Reply, Req};

@@ -56,6 +56,7 @@ struct RawConfig {
     version: Option<RawVersion>,
     response_headers: Option<RawResponseHeaders>,
     metrics: Option<RawMetrics>,
+    gates: Option<crate::gates::policy::RawGates>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -241,7 +242,7 @@ pub struct ResponseHeaders {
 }
 
 /// A validated `pluginConfig`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub cohort_header: String,
     pub cohorts: Vec<Cohort>,
@@ -250,6 +251,8 @@ pub struct Config {
     pub version: VersionPolicy,
     pub response_headers: ResponseHeaders,
     pub metrics_enabled: bool,
+    /// SLO gates; off unless a `gates` section is present.
+    pub gates: Option<crate::gates::Gates>,
     /// Distinct header names the rules read, so each is fetched once per request.
     pub rule_headers: Vec<String>,
     /// For each of `rule_headers`: is it a routing header subject to trust?
@@ -292,6 +295,7 @@ impl Config {
                 server_timing: None,
             },
             metrics_enabled: true,
+            gates: None,
             rule_headers: vec![],
             rule_header_guarded: vec![],
             needs_cookie: false,
@@ -336,6 +340,11 @@ impl Config {
             1 => CANARY,
             n => self.cohorts.get(n - 2).map_or(STABLE, |c| c.name.as_str()),
         }
+    }
+
+    /// The label index of a cohort name.
+    pub fn cohort_index(&self, name: &str) -> Option<usize> {
+        (0..self.cohort_count()).find(|i| self.cohort_label(*i) == name)
     }
 
     /// Number of cohort labels (stable, canary and the declared ones).
@@ -624,6 +633,10 @@ impl TryFrom<RawConfig> for Config {
         }
 
         cfg.metrics_enabled = raw.metrics.and_then(|m| m.enabled).unwrap_or(true);
+        if let Some(g) = raw.gates {
+            let gates = crate::gates::Gates::from_raw(g, |name| cfg.cohort_index(name))?;
+            cfg.gates = Some(gates);
+        }
         Ok(cfg)
     }
 }

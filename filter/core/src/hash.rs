@@ -66,6 +66,13 @@ pub fn bucket(salt: &[u8], key: &[u8]) -> u32 {
     hash % BUCKETS
 }
 
+/// A 64-bit fingerprint of a configuration's raw bytes: two murmur3 passes
+/// with different seeds. It tells rollout steps apart, nothing more.
+pub fn config_hash(bytes: &[u8]) -> u64 {
+    (u64::from(murmur3_x86_32(bytes, 0x5eed_0001)) << 32)
+        | u64::from(murmur3_x86_32(bytes, 0x5eed_0002))
+}
+
 #[cfg(test)]
 mod tests {
     #[cfg(target_arch = "wasm32")]

@@ -16,8 +16,15 @@ pub const TAG_VERSION: &str = "canary_version";
 pub const TAG_COHORT: &str = "canary_cohort";
 pub const TAG_CODE_CLASS: &str = "canary_code_class";
 pub const TAG_ERROR_KIND: &str = "canary_error_kind";
+pub const TAG_WINDOW: &str = "canary_window";
 /// Every tag the filter emits, for `stats_tags` / `extraStatTags`.
-pub const TAGS: [&str; 4] = [TAG_VERSION, TAG_COHORT, TAG_CODE_CLASS, TAG_ERROR_KIND];
+pub const TAGS: [&str; 5] = [
+    TAG_VERSION,
+    TAG_COHORT,
+    TAG_CODE_CLASS,
+    TAG_ERROR_KIND,
+    TAG_WINDOW,
+];
 
 pub const REQUESTS: &str = "canary_requests_total";
 pub const ERRORS: &str = "canary_errors_total";
@@ -38,8 +45,16 @@ pub fn tag_regex(tag: &str) -> String {
 
 /// `canary_version=.=v2;.;canary_cohort=.=beta;.;<extra>canary_requests_total`.
 pub fn stat_name(version: &str, cohort: &str, extra: Option<(&str, &str)>, family: &str) -> String {
-    let mut s = format!("{TAG_VERSION}=.={version};.;{TAG_COHORT}=.={cohort};.;");
-    if let Some((tag, value)) = extra {
+    match extra {
+        Some(e) => tagged(&[(TAG_VERSION, version), (TAG_COHORT, cohort), e], family),
+        None => tagged(&[(TAG_VERSION, version), (TAG_COHORT, cohort)], family),
+    }
+}
+
+/// A stat name carrying `tags` in Istio's `tag=.=value;.;` form.
+pub fn tagged(tags: &[(&str, &str)], family: &str) -> String {
+    let mut s = String::with_capacity(family.len() + 48 * tags.len());
+    for (tag, value) in tags {
         s.push_str(tag);
         s.push_str("=.=");
         s.push_str(value);

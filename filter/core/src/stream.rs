@@ -3,6 +3,8 @@
 
 use crate::cohort;
 use crate::config::{Config, Direction, MissingKey, Source, UserKey};
+use crate::gates::window::Outcome;
+use crate::gates::Engine;
 use crate::hash;
 use crate::host::{Http, Metrics};
 use crate::metrics::{Registry, Sample, OTHER, UNKNOWN};
@@ -16,6 +18,20 @@ pub struct Plugin {
     pub config: Config,
     /// SERVER mode version label: `version.value`, else the pod label, else `unknown`.
     pub own_version: String,
+}
+
+/// Mutable per-VM state the requests share: defined metrics and the gates.
+#[derive(Debug, Default)]
+pub struct Vm {
+    pub registry: Registry,
+    pub engine: Option<Engine>,
+}
+
+impl Vm {
+    /// Whether the gates have withdrawn this configuration's canary cohorts.
+    pub fn withdrawn(&self) -> bool {
+        self.engine.as_ref().is_some_and(Engine::withdrawn)
+    }
 }
 
 impl Plugin {
@@ -64,7 +80,7 @@ impl Stream {
     /// Decides the cohort, drops untrusted routing headers and writes the
     /// cohort header. Setting a header makes Envoy pick the route again, so
     /// VirtualService matches on the cohort header see the new value.
-    pub fn on_request_headers(&mut self, p: &Plugin, host: &mut impl Http) {
+    pub fn on_request_headers(&mut self, p: &Plugin, vm: &Vm, host: &mut impl Http) {
         let cfg = &p.config;
         self.started_ns = Some(host.now_nanos());
 
@@ -139,6 +155,16 @@ impl Stream {
                 }
             }
         };
+        // A withdrawn canary takes no new users: they route to stable, and the
+        // response shows the cohort actually used.
+        if vm.withdrawn()
+            && cfg
+                .gates
+                .as_ref()
+                .is_some_and(|g| g.withdraw.contains(&self.cohort))
+        {
+            self.cohort = 0;
+        }
         // Replaces whatever the client sent under this name.
         host.set_request_header(&cfg.cohort_header, cfg.cohort_label(self.cohort).as_bytes());
     }
@@ -183,10 +209,11 @@ impl Stream {
     pub fn on_response_headers(&mut self, p: &Plugin, host: &mut impl Http, end_of_stream: bool) {
         let cfg = &p.config;
         let rh = &cfg.response_headers;
-        if cfg.metrics_enabled || rh.version.is_some() {
+        let counting = cfg.metrics_enabled || cfg.gates.is_some();
+        if counting || rh.version.is_some() {
             self.resolve_version(p, host);
         }
-        if cfg.metrics_enabled && end_of_stream {
+        if counting && end_of_stream {
             self.grpc_status = host
                 .response_header("grpc-status")
                 .map(|v| outcome::grpc_status(&v));
@@ -206,7 +233,7 @@ impl Stream {
 
     /// gRPC status normally arrives in trailers; only gRPC sends `grpc-status`.
     pub fn on_response_trailers(&mut self, p: &Plugin, host: &mut impl Http) {
-        if p.config.metrics_enabled {
+        if p.config.metrics_enabled || p.config.gates.is_some() {
             if let Some(v) = host.response_trailer("grpc-status") {
                 self.grpc_status = Some(outcome::grpc_status(&v));
             }
@@ -217,12 +244,12 @@ impl Stream {
     pub fn on_log(
         &mut self,
         p: &Plugin,
-        reg: &mut Registry,
+        vm: &mut Vm,
         sink: &mut impl Metrics,
         host: &mut impl Http,
     ) {
         let cfg = &p.config;
-        if !cfg.metrics_enabled {
+        if !cfg.metrics_enabled && cfg.gates.is_none() {
             return;
         }
         let Some(start) = self.started_ns else {
@@ -239,19 +266,27 @@ impl Stream {
         let (class, error) = outcome::classify(code, flags, self.grpc_status, || {
             host.property(&["response", "code_details"])
         });
-        let duration_us = host.now_nanos().saturating_sub(start) / 1000;
+        let now = host.now_nanos();
+        let duration_us = now.saturating_sub(start) / 1000;
         let version = self.version.as_deref().unwrap_or(UNKNOWN);
-        reg.record(
-            sink,
-            cfg,
-            Sample {
+        if cfg.metrics_enabled {
+            let sample = Sample {
                 version,
                 cohort: self.cohort,
                 class,
                 error,
                 duration_us: Some(duration_us),
-            },
-        );
+            };
+            vm.registry.record(sink, cfg, sample);
+        }
+        if let (Some(g), Some(engine)) = (&cfg.gates, vm.engine.as_mut()) {
+            let outcome = Outcome {
+                error,
+                status_5xx: class == outcome::CodeClass::C5xx,
+                latency_us: duration_us,
+            };
+            engine.record(g, version, now / 1_000_000, outcome);
+        }
     }
 
     fn resolve_version(&mut self, p: &Plugin, host: &impl Http) {
@@ -326,7 +361,7 @@ mod tests {
     fn cohort_of(p: &Plugin, headers: &[(&str, &[u8])]) -> (String, FakeHost) {
         let mut host = FakeHost::with_request(headers).prop("source.address", b"10.1.2.3:5555");
         let mut s = Stream::default();
-        s.on_request_headers(p, &mut host);
+        s.on_request_headers(p, &Vm::default(), &mut host);
         (host.req(&p.config.cohort_header).unwrap(), host)
     }
 
@@ -404,14 +439,14 @@ mod tests {
             "connection.uri_san_peer_certificate",
             b"spiffe://cluster.local/ns/default/sa/productpage",
         );
-        Stream::default().on_request_headers(&p, &mut host);
+        Stream::default().on_request_headers(&p, &Vm::default(), &mut host);
         assert_eq!(host.req("x-canary-cohort").as_deref(), Some("beta"));
 
         let mut host = FakeHost::with_request(&[("beta-user", b"true")]).prop(
             "connection.uri_san_peer_certificate",
             b"spiffe://cluster.local/ns/default/sa/attacker",
         );
-        Stream::default().on_request_headers(&p, &mut host);
+        Stream::default().on_request_headers(&p, &Vm::default(), &mut host);
         assert_eq!(host.req("x-canary-cohort").as_deref(), Some("stable"));
     }
 
@@ -419,7 +454,7 @@ mod tests {
     fn trust_is_not_evaluated_when_no_routing_header_was_sent() {
         let p = plugin(r#"{"trust": {"sourceCidrs": ["10.0.0.0/8"]}}"#);
         let mut host = FakeHost::with_request(&[]);
-        Stream::default().on_request_headers(&p, &mut host);
+        Stream::default().on_request_headers(&p, &Vm::default(), &mut host);
         // now + two rule headers + set cohort: no property lookups.
         assert_eq!(host.calls.get(), 4);
     }
@@ -489,10 +524,10 @@ mod tests {
         assert_eq!(cohort_of(&p, &[("cookie", b"a=b")]).0, "stable");
     }
 
-    fn finish(p: &Plugin, host: &mut FakeHost, reg: &mut Registry, m: &mut FakeMetrics) {
+    fn finish(p: &Plugin, host: &mut FakeHost, vm: &mut Vm, m: &mut FakeMetrics) {
         let mut s = Stream::default();
         host.now.set(1_000_000);
-        s.on_request_headers(p, host);
+        s.on_request_headers(p, vm, host);
         host.now.set(3_500_000);
         let headers_only =
             host.trailers.is_empty() && host.response.iter().any(|(k, _)| k == "grpc-status");
@@ -501,7 +536,7 @@ mod tests {
             s.on_response_trailers(p, host);
         }
         host.now.set(4_000_000);
-        s.on_log(p, reg, m, host);
+        s.on_log(p, vm, m, host);
     }
 
     #[test]
@@ -514,7 +549,7 @@ mod tests {
                 b"outbound|9080|v2|reviews.default.svc.cluster.local",
             )
             .prop_int("response.code", 200);
-        let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
+        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
         finish(&p, &mut host, &mut reg, &mut m);
         assert_eq!(host.resp_all("x-canary-version"), vec!["v2"]);
         assert_eq!(host.resp_all("x-canary-cohort"), vec!["beta"]);
@@ -534,7 +569,7 @@ mod tests {
         let mut host = FakeHost::with_request(&[])
             .prop("xds.cluster_name", b"inbound|9080||")
             .prop_int("response.code", 200);
-        let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
+        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
         finish(&p, &mut host, &mut reg, &mut m);
         assert_eq!(host.resp_all("x-canary-version"), vec!["v9"]);
         let p = plugin(r#"{"version": {"value": "v3"}}"#);
@@ -548,7 +583,7 @@ mod tests {
         let mut host = FakeHost::with_request(&[])
             .prop("xds.cluster_name", b"outbound|80|v7|reviews")
             .prop_int("response.code", 200);
-        let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
+        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
         finish(&p, &mut host, &mut reg, &mut m);
         assert_eq!(host.resp_all("x-canary-version"), vec!["other"]);
         assert_eq!(version_label(&p.config, b"\xff"), "other");
@@ -563,7 +598,7 @@ mod tests {
         let mut host = FakeHost::with_request(&[])
             .prop("xds.cluster_name", b"outbound|80|v1|reviews")
             .prop_int("response.code", 200);
-        let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
+        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
         finish(&p, &mut host, &mut reg, &mut m);
         assert_eq!(host.resp_all("x-v"), vec!["v1"]);
         assert!(host.resp_all("x-canary-cohort").is_empty());
@@ -579,7 +614,7 @@ mod tests {
         host.response
             .push(("content-type".into(), b"application/grpc".to_vec()));
         host.trailers.push(("grpc-status".into(), b"14".to_vec()));
-        let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
+        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
         finish(&p, &mut host, &mut reg, &mut m);
         assert_eq!(m.sum("canary_errors_total", "canary_error_kind=.=grpc"), 1);
     }
@@ -589,7 +624,7 @@ mod tests {
         let p = plugin("");
         let mut host = FakeHost::with_request(&[]).prop_int("response.code", 200);
         host.response.push(("grpc-status".into(), b"13".to_vec()));
-        let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
+        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
         finish(&p, &mut host, &mut reg, &mut m);
         assert_eq!(m.sum("canary_errors_total", "canary_error_kind=.=grpc"), 1);
     }
@@ -600,9 +635,9 @@ mod tests {
         let mut host = FakeHost::with_request(&[]).prop_int("response.code", 200);
         host.response.push(("grpc-status".into(), b"13".to_vec()));
         let mut s = Stream::default();
-        s.on_request_headers(&p, &mut host);
+        s.on_request_headers(&p, &Vm::default(), &mut host);
         s.on_response_headers(&p, &mut host, false);
-        let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
+        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
         s.on_log(&p, &mut reg, &mut m, &mut host);
         assert_eq!(m.sum("canary_errors_total", ""), 0);
         assert_eq!(
@@ -618,7 +653,7 @@ mod tests {
             .prop_int("xds.listener_direction", 1)
             .prop("xds.cluster_name", b"local_app")
             .prop_int("response.code", 200);
-        let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
+        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
         finish(&p, &mut host, &mut reg, &mut m);
         assert_eq!(host.resp_all("x-canary-version"), vec!["v9"]);
         let p = plugin(r#"{"version": {"direction": "client"}}"#);
@@ -634,7 +669,7 @@ mod tests {
             .prop("xds.cluster_name", b"outbound|80|v3|reviews")
             .prop_int("response.code", 503)
             .prop("response.code_details", b"via_upstream");
-        let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
+        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
         finish(&p, &mut host, &mut reg, &mut m);
         assert_eq!(m.counter("canary_version=.=v3;.;canary_cohort=.=stable;.;canary_error_kind=.=5xx;.;canary_errors_total"), 1);
         assert_eq!(m.sum("canary_errors_total", ""), 1);
@@ -646,7 +681,7 @@ mod tests {
             r#"{"metrics": {"enabled": false}, "responseHeaders": {"version": false, "cohort": false, "serverTiming": false}}"#,
         );
         let mut host = FakeHost::with_request(&[]);
-        let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
+        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
         finish(&p, &mut host, &mut reg, &mut m);
         assert_eq!(m.defines, 0);
         assert!(host.properties.is_empty());
@@ -659,7 +694,7 @@ mod tests {
             .prop_int("xds.listener_direction", 2)
             .prop("xds.cluster_name", b"outbound|80|v1|reviews")
             .prop_int("response.code", 200);
-        let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
+        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
         finish(&p, &mut host, &mut reg, &mut m);
         // request: now, 2 headers, set; response: cluster, 3 header writes + now;
         // log: code, flags, now.
@@ -670,7 +705,7 @@ mod tests {
     fn on_log_without_request_headers_records_nothing() {
         let p = plugin("");
         let mut host = FakeHost::with_request(&[]);
-        let (mut reg, mut m) = (Registry::default(), FakeMetrics::default());
+        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
         Stream::default().on_log(&p, &mut reg, &mut m, &mut host);
         assert_eq!(m.defines, 0);
     }

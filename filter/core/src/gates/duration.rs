@@ -1,0 +1,70 @@
+//! Durations as operators write them in config: `500ms`, `10s`, `5m`, `1h`, `1h30m`.
+
+/// Parses a duration into milliseconds. At least one `<number><unit>` group;
+/// units `ms`, `s`, `m`, `h`; numbers are whole.
+pub fn parse_ms(s: &str) -> Result<u64, String> {
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut total: u64 = 0;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(format!("{s:?} is not a duration like 500ms, 10s, 5m or 1h"));
+        }
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("{s:?}: number too large"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let factor = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "" => return Err(format!("{s:?}: a unit (ms, s, m, h) is missing")),
+            u => return Err(format!("{s:?}: unknown unit {u:?} (use ms, s, m or h)")),
+        };
+        rest = &rest[unit_len..];
+        total = n
+            .checked_mul(factor)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("{s:?}: too long"))?;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_the_usual_units() {
+        assert_eq!(parse_ms("500ms"), Ok(500));
+        assert_eq!(parse_ms("10s"), Ok(10_000));
+        assert_eq!(parse_ms("5m"), Ok(300_000));
+        assert_eq!(parse_ms("1h30m"), Ok(5_400_000));
+        assert_eq!(parse_ms("0s"), Ok(0));
+    }
+
+    #[test]
+    fn malformed_durations_are_refused() {
+        for bad in [
+            "",
+            "5",
+            "m",
+            "5 m",
+            "5d",
+            "-5s",
+            "1.5s",
+            "99999999999999999999h",
+            "1h-",
+        ] {
+            assert!(parse_ms(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The per-VM side of the gates: record requests into a local delta on the hot
+//! path (no allocation, no hostcall), and on each tick merge the delta into
+//! the shared state with compare-and-swap, evaluate, export gauges, and decide
+//! withdrawal.
+
+use std::collections::HashMap;
+
+use super::eval::{evaluate, GateState, Verdict};
+use super::policy::Gates;
+use super::shared::SharedState;
+use super::window::{Counts, Delta, Outcome};
+use crate::host::{MetricKind, Metrics};
+use crate::metrics::{tagged, MAX_VERSIONS, TAG_VERSION, TAG_WINDOW};
+
+/// proxy-wasm shared data, behind a trait for tests.
+pub trait SharedStore {
+    /// The value and its CAS token, `None` when the key does not exist.
+    fn get(&self, key: &str) -> Option<(Vec<u8>, Option<u32>)>;
+    /// Stores `value` if `cas` still matches (any value when `None`);
+    /// `false` on a CAS mismatch.
+    fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool;
+}
+
+/// Attempts per tick before leaving the delta for the next tick.
+const CAS_ATTEMPTS: usize = 8;
+
+pub const STATE: &str = "canary_gate_state";
+pub const WITHDRAWN: &str = "canary_gate_withdrawn";
+pub const REQUESTS: &str = "canary_gate_requests";
+pub const ERROR_RATIO: &str = "canary_gate_error_ratio_ppm";
+pub const BURN_RATE: &str = "canary_gate_burn_rate_milli";
+pub const P99: &str = "canary_gate_p99_microseconds";
+pub const HEARTBEAT: &str = "canary_heartbeat_timestamp_seconds";
+pub const TICKS: &str = "canary_ticks_total";
+
+#[derive(Debug)]
+pub struct Engine {
+    key: String,
+    config_hash: u64,
+    deltas: Vec<(String, Delta)>,
+    withdrawn: bool,
+    gauges: HashMap<String, u32>,
+    /// The verdicts of the last successful tick, by version.
+    pub last: Vec<(String, Verdict)>,
+}
+
+/// What a tick did, for the root context to log.
+#[derive(Debug, Default, PartialEq)]
+pub struct TickReport {
+    pub merged: bool,
+    pub log: Vec<String>,
+}
+
+impl Engine {
+    /// `key` names the shared-data entry (one per plugin); `config_hash`
+    /// identifies the rollout step a withdrawal applies to.
+    pub fn new(key: &str, config_hash: u64) -> Self {
+        Engine {
+            key: key.to_string(),
+            config_hash: config_hash.max(1),
+            deltas: Vec::new(),
+            withdrawn: false,
+            gauges: HashMap::new(),
+            last: Vec::new(),
+        }
+    }
+
+    /// Creates the shared entry if it is missing. Creating a key is not
+    /// CAS-protected, so this runs in `on_configure`, before any traffic.
+    pub fn init(&mut self, store: &mut impl SharedStore) {
+        match store
+            .get(&self.key)
+            .and_then(|(b, _)| SharedState::decode(&b))
+        {
+            Some(st) => self.withdrawn = st.withdrawn_for == self.config_hash,
+            None => {
+                store.set(&self.key, &SharedState::default().encode(), None);
+            }
+        }
+    }
+
+    /// Whether this configuration's canary cohorts are withdrawn.
+    pub fn withdrawn(&self) -> bool {
+        self.withdrawn
+    }
+
+    /// Hot path: counts one finished request of `version`.
+    pub fn record(&mut self, g: &Gates, version: &str, now_ms: u64, o: Outcome) {
+        let bucket = now_ms / g.bucket_ms;
+        if let Some((_, d)) = self.deltas.iter_mut().find(|(v, _)| v == version) {
+            d.record(bucket, o);
+            return;
+        }
+        if self.deltas.len() < MAX_VERSIONS {
+            let mut d = Delta::default();
+            d.record(bucket, o);
+            self.deltas.push((version.to_string(), d));
+        }
+    }
+
+    /// Merges this VM's delta into the shared state, evaluates every version
+    /// and updates the withdrawal. On CAS contention the delta is kept for the
+    /// next tick, so no request is lost or counted twice.
+    pub fn tick(
+        &mut self,
+        g: &Gates,
+        step_bp: u32,
+        store: &mut impl SharedStore,
+        sink: &mut impl Metrics,
+        now_ms: u64,
+    ) -> TickReport {
+        let mut report = TickReport::default();
+        for _ in 0..CAS_ATTEMPTS {
+            let (bytes, cas) = store.get(&self.key).unwrap_or_default();
+            let mut st = SharedState::decode(&bytes).unwrap_or_default();
+            for (version, delta) in &self.deltas {
+                let Some(vs) = st.version_mut(g, version, MAX_VERSIONS) else {
+                    continue;
+                };
+                for (bucket, cell) in delta.entries() {
+                    vs.fine.add(*bucket, cell);
+                    vs.burn
+                        .add(bucket * g.bucket_ms / g.burn_width_ms, &Counts::from(cell));
+                }
+            }
+            let mut log = Vec::new();
+            let mut verdicts = Vec::with_capacity(st.versions.len());
+            for vs in st.versions.iter_mut() {
+                vs.fit_now(g, now_ms);
+                let v = evaluate(g, step_bp, &vs.fine, &vs.burn, now_ms, &mut vs.timers);
+                if v.state != vs.state {
+                    log.push(format!(
+                        "canary gate {}: {} -> {} ({})",
+                        vs.name,
+                        vs.state.label(),
+                        v.state.label(),
+                        v.reason
+                    ));
+                    vs.state = v.state;
+                }
+                verdicts.push((vs.name.clone(), v));
+            }
+            let canary_rolled_back = g.canary_version.as_ref().is_some_and(|c| {
+                verdicts
+                    .iter()
+                    .any(|(n, v)| n == c && v.state == GateState::Rollback)
+            });
+            if canary_rolled_back && st.withdrawn_for != self.config_hash {
+                st.withdrawn_for = self.config_hash;
+                log.push(format!(
+                    "canary gate: withdrawing cohorts {:?} from {} until the configuration changes",
+                    g.withdraw_names,
+                    g.canary_version.as_deref().unwrap_or("?")
+                ));
+            }
+            if store.set(&self.key, &st.encode(), cas) {
+                self.deltas.iter_mut().for_each(|(_, d)| d.clear());
+                self.withdrawn = st.withdrawn_for == self.config_hash;
+                self.last = verdicts;
+                report.merged = true;
+                report.log = log;
+                break;
+            }
+        }
+        self.export(sink, now_ms);
+        report
+    }
+
+    fn gauge(&mut self, sink: &mut impl Metrics, kind: MetricKind, name: String) -> Option<u32> {
+        if let Some(id) = self.gauges.get(&name) {
+            return Some(*id);
+        }
+        let id = sink.define(kind, &name)?;
+        self.gauges.insert(name, id);
+        Some(id)
+    }
+
+    fn set(&mut self, sink: &mut impl Metrics, name: String, value: u64) {
+        if let Some(id) = self.gauge(sink, MetricKind::Gauge, name) {
+            sink.record(id, value);
+        }
+    }
+
+    fn export(&mut self, sink: &mut impl Metrics, now_ms: u64) {
+        self.set(sink, HEARTBEAT.to_string(), now_ms / 1_000);
+        if let Some(id) = self.gauge(sink, MetricKind::Counter, TICKS.to_string()) {
+            sink.increment(id, 1);
+        }
+        self.set(sink, WITHDRAWN.to_string(), u64::from(self.withdrawn));
+        let last = std::mem::take(&mut self.last);
+        for (version, v) in &last {
+            self.set(
+                sink,
+                tagged(&[(TAG_VERSION, version)], STATE),
+                v.state as u64,
+            );
+            for w in &v.windows {
+                let tags = [
+                    (TAG_VERSION, version.as_str()),
+                    (TAG_WINDOW, w.label.as_str()),
+                ];
+                self.set(sink, tagged(&tags, REQUESTS), u64::from(w.requests));
+                let ppm = w.error_ratio.map_or(0, |r| (r * 1e6).round() as u64);
+                self.set(sink, tagged(&tags, ERROR_RATIO), ppm);
+                let milli = w.burn_rate.map_or(0, |b| (b * 1e3).round() as u64);
+                self.set(sink, tagged(&tags, BURN_RATE), milli);
+                if let Some(p) = w.p99_us {
+                    self.set(sink, tagged(&tags, P99), p.round() as u64);
+                }
+            }
+        }
+        self.last = last;
+    }
+}

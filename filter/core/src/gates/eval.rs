@@ -1,0 +1,246 @@
+//! Turning windows into a verdict: `unknown`, `pass`, `hold` or `rollback`.
+//!
+//! Comparisons are strict, as the module words them ("error rate > 0.2 %"
+//! triggers, exactly 0.2 % does not; "< 0.05 %" passes, exactly 0.05 % holds).
+//! A window with fewer than `minSamples` requests decides nothing: it can
+//! neither fire a trigger nor pass a gate.
+
+use super::policy::{BurnPair, Condition, Gates};
+use super::window::{Cell, Counts, Ring};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GateState {
+    #[default]
+    Unknown = 0,
+    Pass = 1,
+    Hold = 2,
+    Rollback = 3,
+}
+
+impl GateState {
+    pub fn label(self) -> &'static str {
+        match self {
+            GateState::Unknown => "unknown",
+            GateState::Pass => "pass",
+            GateState::Hold => "hold",
+            GateState::Rollback => "rollback",
+        }
+    }
+
+    pub fn from_u8(v: u8) -> GateState {
+        match v {
+            1 => GateState::Pass,
+            2 => GateState::Hold,
+            3 => GateState::Rollback,
+            _ => GateState::Unknown,
+        }
+    }
+}
+
+/// Since when each condition has held; shared by all worker VMs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Timers {
+    pub triggers: Vec<Option<u64>>,
+    pub held_since: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowStat {
+    pub label: String,
+    pub requests: u32,
+    pub errors: u32,
+    pub error_ratio: Option<f64>,
+    /// Only for windows the fine ring covers.
+    pub p99_us: Option<f64>,
+    pub burn_rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub state: GateState,
+    /// Why, in words, for the log line on a state change.
+    pub reason: String,
+    pub windows: Vec<WindowStat>,
+}
+
+fn ratio(part: u32, whole: u32) -> f64 {
+    f64::from(part) / f64::from(whole)
+}
+
+fn pct(r: f64) -> String {
+    format!("{:.3} %", r * 100.0)
+}
+
+fn ms(us: f64) -> String {
+    format!("{:.1} ms", us / 1_000.0)
+}
+
+/// Evaluates one version at `now_ms`, updating its timers.
+pub fn evaluate(
+    g: &Gates,
+    step_bp: u32,
+    fine: &Ring,
+    burn: &Ring<Counts>,
+    now_ms: u64,
+    t: &mut Timers,
+) -> Verdict {
+    t.triggers.resize(g.triggers.len(), None);
+    let enough = |c: u32| c >= g.min_samples;
+    let label = super::policy::label_ms;
+
+    // Rollback triggers.
+    let mut fired: Option<String> = None;
+    for (i, trig) in g.triggers.iter().enumerate() {
+        let c: Cell = fine.sum(now_ms, trig.window_ms);
+        let holds = if !enough(c.requests) {
+            None
+        } else {
+            match trig.condition {
+                Condition::ErrorRatioAbove(x) => {
+                    let r = ratio(c.error_total(), c.requests);
+                    (r > x).then(|| format!("error ratio {} > {}", pct(r), pct(x)))
+                }
+                Condition::Status5xxRatioAbove(x) => {
+                    let r = ratio(c.status_5xx, c.requests);
+                    (r > x).then(|| format!("5xx ratio {} > {}", pct(r), pct(x)))
+                }
+                Condition::P99Above(x) => {
+                    let p = c.quantile_us(0.99).unwrap_or(0.0);
+                    (p > x).then(|| format!("P99 {} > {}", ms(p), ms(x)))
+                }
+            }
+        };
+        match holds {
+            Some(why) => {
+                let since = *t.triggers[i].get_or_insert(now_ms);
+                if now_ms.saturating_sub(since) >= trig.for_ms && fired.is_none() {
+                    fired = Some(format!(
+                        "{why} over {} for {}",
+                        label(trig.window_ms),
+                        label(trig.for_ms)
+                    ));
+                }
+            }
+            None => t.triggers[i] = None,
+        }
+    }
+
+    // Burn rates, per window, from the long ring.
+    let burn_rate = |w: u64| -> (Counts, Option<f64>) {
+        let c: Counts = burn.sum(now_ms, w);
+        let r = enough(c.requests).then(|| ratio(c.errors, c.requests) / g.budget);
+        (c, r)
+    };
+    let page = g.burn.iter().find_map(|b: &BurnPair| {
+        let (_, long) = burn_rate(b.long_ms);
+        let (_, short) = burn_rate(b.short_ms);
+        match (long, short) {
+            (Some(l), Some(s)) if l > b.factor && s > b.factor => Some(format!(
+                "burn rate {l:.1}x over {} and {s:.1}x over {} > {}x",
+                b.long_label, b.short_label, b.factor
+            )),
+            _ => None,
+        }
+    });
+    if fired.is_none() && g.burn_rollback {
+        fired = page;
+    }
+
+    let fine_span = g.bucket_ms * g.fine_len as u64;
+    let windows = g
+        .windows
+        .iter()
+        .map(|(lbl, w)| {
+            let (counts, p99) = if *w <= fine_span {
+                let c = fine.sum(now_ms, *w);
+                (Counts::from(&c), c.quantile_us(0.99))
+            } else {
+                (burn.sum(now_ms, *w), None)
+            };
+            let er = (counts.requests > 0).then(|| ratio(counts.errors, counts.requests));
+            WindowStat {
+                label: lbl.clone(),
+                requests: counts.requests,
+                errors: counts.errors,
+                error_ratio: er,
+                p99_us: p99,
+                burn_rate: er.map(|r| r / g.budget),
+            }
+        })
+        .collect();
+
+    if let Some(reason) = fired {
+        t.held_since = None;
+        return Verdict {
+            state: GateState::Rollback,
+            reason,
+            windows,
+        };
+    }
+
+    // Promotion gate for the current step.
+    let p = g.promotion_for(step_bp);
+    let c = fine.sum(now_ms, p.window_ms);
+    let (state, reason) = if !enough(c.requests) {
+        t.held_since = None;
+        (
+            GateState::Unknown,
+            format!(
+                "{} requests over {}, fewer than {} samples",
+                c.requests,
+                label(p.window_ms),
+                g.min_samples
+            ),
+        )
+    } else {
+        let r = ratio(c.error_total(), c.requests);
+        let p99 = c.quantile_us(0.99).unwrap_or(0.0);
+        let failing = if r >= p.max_error_ratio {
+            Some(format!(
+                "error ratio {} is not below {}",
+                pct(r),
+                pct(p.max_error_ratio)
+            ))
+        } else if p99 >= p.max_p99_us {
+            Some(format!("P99 {} is not below {}", ms(p99), ms(p.max_p99_us)))
+        } else {
+            match p.max_5xx {
+                Some(m) if c.status_5xx > m => Some(format!(
+                    "{} 5xx responses, at most {m} allowed",
+                    c.status_5xx
+                )),
+                _ => None,
+            }
+        };
+        match failing {
+            Some(why) => {
+                t.held_since = None;
+                (GateState::Hold, why)
+            }
+            None => {
+                let since = *t.held_since.get_or_insert(now_ms);
+                let held = now_ms.saturating_sub(since);
+                if held >= p.hold_ms {
+                    (
+                        GateState::Pass,
+                        format!(
+                            "gate for step {} % held {}",
+                            p.at_bp as f64 / 100.0,
+                            label(p.hold_ms)
+                        ),
+                    )
+                } else {
+                    (
+                        GateState::Hold,
+                        format!("gate met for {} of {}", label(held), label(p.hold_ms)),
+                    )
+                }
+            }
+        }
+    };
+    Verdict {
+        state,
+        reason,
+        windows,
+    }
+}

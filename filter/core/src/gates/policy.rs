@@ -1,0 +1,464 @@
+//! The `gates` section of pluginConfig. Every number defaults to the module's
+//! Exercise 8; every duration is configurable so tests can run in seconds.
+
+use serde::Deserialize;
+
+use super::duration::parse_ms;
+use crate::config::{ConfigError, CANARY, STABLE};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawGates {
+    canary_version: Option<String>,
+    tick: Option<String>,
+    bucket: Option<String>,
+    min_samples: Option<u32>,
+    objectives: Option<RawObjectives>,
+    promotion: Option<Vec<RawPromotion>>,
+    rollback: Option<Vec<RawTrigger>>,
+    burn_rate: Option<RawBurn>,
+    withdraw: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawObjectives {
+    availability_percent: Option<f64>,
+    latency_p99: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawPromotion {
+    at_percent: f64,
+    max_error_percent: Option<f64>,
+    max_p99: Option<String>,
+    #[serde(rename = "max5xx")]
+    max_5xx: Option<u32>,
+    objectives: Option<bool>,
+    hold_for: Option<String>,
+    window: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawTrigger {
+    error_percent_above: Option<f64>,
+    p99_above: Option<String>,
+    #[serde(rename = "http5xxPercentAbove")]
+    http_5xx_percent_above: Option<f64>,
+    window: Option<String>,
+    #[serde(rename = "for")]
+    for_: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawBurn {
+    windows: Option<Vec<RawBurnPair>>,
+    rollback: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawBurnPair {
+    long: String,
+    short: String,
+    factor: f64,
+}
+
+/// A promotion gate for one rollout step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Promotion {
+    /// The step (sticky percent, in basis points) this gate applies from.
+    pub at_bp: u32,
+    /// Error ratio must stay strictly below this (a fraction).
+    pub max_error_ratio: f64,
+    /// P99 must stay strictly below this.
+    pub max_p99_us: f64,
+    /// 5xx responses allowed in the window (`max5xx: 0` = "zero 5xx").
+    pub max_5xx: Option<u32>,
+    /// How long the gate must hold continuously before it reads `pass`.
+    pub hold_ms: u64,
+    pub window_ms: u64,
+}
+
+/// What a rollback trigger watches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Condition {
+    /// Error ratio strictly above (a fraction).
+    ErrorRatioAbove(f64),
+    /// P99 strictly above (microseconds).
+    P99Above(f64),
+    /// Share of 5xx responses strictly above (a fraction).
+    Status5xxRatioAbove(f64),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trigger {
+    pub condition: Condition,
+    pub window_ms: u64,
+    /// How long the condition must hold continuously; 0 fires at once.
+    pub for_ms: u64,
+}
+
+/// SRE-workbook multi-window burn-rate alert: both windows must burn faster
+/// than `factor` times the error budget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BurnPair {
+    pub long_ms: u64,
+    pub short_ms: u64,
+    pub factor: f64,
+    pub long_label: String,
+    pub short_label: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gates {
+    /// The version the canary cohorts route to; its rollback withdraws them.
+    pub canary_version: Option<String>,
+    pub tick_ms: u64,
+    pub bucket_ms: u64,
+    pub min_samples: u32,
+    /// Error budget: 1 - availability objective.
+    pub budget: f64,
+    pub objective_p99_us: f64,
+    pub promotion: Vec<Promotion>,
+    pub triggers: Vec<Trigger>,
+    pub burn: Vec<BurnPair>,
+    pub burn_rollback: bool,
+    /// Cohort indices stopped when the canary is withdrawn.
+    pub withdraw: Vec<usize>,
+    pub withdraw_names: Vec<String>,
+    /// Buckets in the fine ring (covers every trigger and promotion window).
+    pub fine_len: usize,
+    /// Width and length of the counts-only ring for burn-rate windows.
+    pub burn_width_ms: u64,
+    pub burn_len: usize,
+    /// Windows exported as gauges, with their labels, shortest first.
+    pub windows: Vec<(String, u64)>,
+}
+
+fn dur(field: &str, s: &Option<String>, default_ms: u64) -> Result<u64, ConfigError> {
+    match s {
+        None => Ok(default_ms),
+        Some(s) => parse_ms(s).map_err(|m| invalid(field, m)),
+    }
+}
+
+fn invalid(field: impl Into<String>, m: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        message: m.into(),
+    }
+}
+
+fn percent(field: &str, p: f64) -> Result<f64, ConfigError> {
+    if !p.is_finite() || !(0.0..=100.0).contains(&p) {
+        return Err(invalid(field, format!("{p} is outside 0-100")));
+    }
+    Ok(p / 100.0)
+}
+
+/// A label for a duration in milliseconds, as the config would write it.
+pub fn label_ms(ms: u64) -> String {
+    match ms {
+        0 => "0s".to_string(),
+        m if m % 3_600_000 == 0 => format!("{}h", m / 3_600_000),
+        m if m % 60_000 == 0 => format!("{}m", m / 60_000),
+        m if m % 1_000 == 0 => format!("{}s", m / 1_000),
+        m => format!("{m}ms"),
+    }
+}
+
+/// Most buckets in the fine ring; each is ~170 bytes per version in shared data.
+const MAX_FINE_BUCKETS: u64 = 120;
+/// The burn ring's length: 6 h at one-minute resolution.
+const BURN_BUCKETS: u64 = 360;
+
+impl Gates {
+    /// `cohort_index` maps a cohort name to its label index, or `None`.
+    pub(crate) fn from_raw(
+        raw: RawGates,
+        cohort_index: impl Fn(&str) -> Option<usize>,
+    ) -> Result<Gates, ConfigError> {
+        let f = |name: &str| format!("gates.{name}");
+        if let Some(v) = &raw.canary_version {
+            if !crate::config::is_label_safe(v) {
+                return Err(invalid(
+                    f("canaryVersion"),
+                    format!("{v:?} is not a version label"),
+                ));
+            }
+        }
+        let tick_ms = dur(&f("tick"), &raw.tick, 1_000)?;
+        if !(100..=60_000).contains(&tick_ms) {
+            return Err(invalid(f("tick"), "must be between 100ms and 1m"));
+        }
+        let bucket_ms = dur(&f("bucket"), &raw.bucket, 10_000)?;
+        if bucket_ms < tick_ms {
+            return Err(invalid(f("bucket"), "must be at least one tick"));
+        }
+        let min_samples = raw.min_samples.unwrap_or(100).max(1);
+
+        let obj = raw.objectives.unwrap_or_default();
+        let availability = obj.availability_percent.unwrap_or(99.9);
+        if !availability.is_finite() || !(0.0..100.0).contains(&availability) || availability <= 0.0
+        {
+            return Err(invalid(
+                f("objectives.availabilityPercent"),
+                format!("{availability} must be above 0 and below 100"),
+            ));
+        }
+        let budget = 1.0 - availability / 100.0;
+        let objective_p99_us =
+            dur(&f("objectives.latencyP99"), &obj.latency_p99, 100)? as f64 * 1_000.0;
+
+        let default_promotion = || {
+            vec![
+                RawPromotion {
+                    at_percent: 10.0,
+                    max_error_percent: Some(0.05),
+                    max_p99: Some("50ms".into()),
+                    max_5xx: Some(0),
+                    objectives: None,
+                    hold_for: Some("15m".into()),
+                    window: None,
+                },
+                RawPromotion {
+                    at_percent: 50.0,
+                    max_error_percent: None,
+                    max_p99: None,
+                    max_5xx: None,
+                    objectives: Some(true),
+                    hold_for: Some("30m".into()),
+                    window: None,
+                },
+            ]
+        };
+        let mut promotion = vec![];
+        for (i, p) in raw
+            .promotion
+            .unwrap_or_else(default_promotion)
+            .into_iter()
+            .enumerate()
+        {
+            let pf = |n: &str| f(&format!("promotion[{i}].{n}"));
+            let at = percent(&pf("atPercent"), p.at_percent)?;
+            let objectives = p.objectives.unwrap_or(false);
+            if objectives && (p.max_error_percent.is_some() || p.max_p99.is_some()) {
+                return Err(invalid(pf("objectives"), "`objectives: true` takes its limits from gates.objectives; drop maxErrorPercent/maxP99"));
+            }
+            let max_error_ratio = match p.max_error_percent {
+                Some(e) => percent(&pf("maxErrorPercent"), e)?,
+                None => budget,
+            };
+            let max_p99_us = match &p.max_p99 {
+                Some(_) => dur(&pf("maxP99"), &p.max_p99, 0)? as f64 * 1_000.0,
+                None => objective_p99_us,
+            };
+            let window_ms = dur(&pf("window"), &p.window, 300_000)?;
+            let hold_ms = dur(&pf("holdFor"), &p.hold_for, 0)?;
+            let at_bp = (at * 10_000.0).round() as u32;
+            if promotion.iter().any(|q: &Promotion| q.at_bp == at_bp) {
+                return Err(invalid(pf("atPercent"), "two gates for the same step"));
+            }
+            promotion.push(Promotion {
+                at_bp,
+                max_error_ratio,
+                max_p99_us,
+                max_5xx: p.max_5xx,
+                hold_ms,
+                window_ms,
+            });
+        }
+        promotion.sort_by_key(|p| p.at_bp);
+
+        let default_triggers = || {
+            vec![
+                RawTrigger {
+                    error_percent_above: Some(0.2),
+                    p99_above: None,
+                    http_5xx_percent_above: None,
+                    window: None,
+                    for_: Some("5m".into()),
+                },
+                RawTrigger {
+                    error_percent_above: None,
+                    p99_above: Some("200ms".into()),
+                    http_5xx_percent_above: None,
+                    window: None,
+                    for_: Some("3m".into()),
+                },
+                RawTrigger {
+                    error_percent_above: None,
+                    p99_above: None,
+                    http_5xx_percent_above: Some(1.0),
+                    window: None,
+                    for_: None,
+                },
+            ]
+        };
+        let mut triggers = vec![];
+        for (i, t) in raw
+            .rollback
+            .unwrap_or_else(default_triggers)
+            .into_iter()
+            .enumerate()
+        {
+            let tf = |n: &str| f(&format!("rollback[{i}]{n}"));
+            let condition = match (
+                t.error_percent_above,
+                &t.p99_above,
+                t.http_5xx_percent_above,
+            ) {
+                (Some(e), None, None) => {
+                    Condition::ErrorRatioAbove(percent(&tf(".errorPercentAbove"), e)?)
+                }
+                (None, Some(_), None) => {
+                    Condition::P99Above(dur(&tf(".p99Above"), &t.p99_above, 0)? as f64 * 1_000.0)
+                }
+                (None, None, Some(e)) => {
+                    Condition::Status5xxRatioAbove(percent(&tf(".http5xxPercentAbove"), e)?)
+                }
+                _ => return Err(invalid(
+                    tf(""),
+                    "set exactly one of `errorPercentAbove`, `p99Above` or `http5xxPercentAbove`",
+                )),
+            };
+            let window_ms = dur(&tf(".window"), &t.window, 60_000)?;
+            let for_ms = dur(&tf(".for"), &t.for_, 0)?;
+            triggers.push(Trigger {
+                condition,
+                window_ms,
+                for_ms,
+            });
+        }
+
+        let burn_raw = raw.burn_rate.unwrap_or_default();
+        let pairs = burn_raw.windows.unwrap_or_else(|| {
+            vec![
+                RawBurnPair {
+                    long: "1h".into(),
+                    short: "5m".into(),
+                    factor: 14.4,
+                },
+                RawBurnPair {
+                    long: "6h".into(),
+                    short: "30m".into(),
+                    factor: 6.0,
+                },
+            ]
+        });
+        let mut burn = vec![];
+        for (i, p) in pairs.into_iter().enumerate() {
+            let bf = |n: &str| f(&format!("burnRate.windows[{i}].{n}"));
+            let long_ms = parse_ms(&p.long).map_err(|m| invalid(bf("long"), m))?;
+            let short_ms = parse_ms(&p.short).map_err(|m| invalid(bf("short"), m))?;
+            if short_ms == 0 || short_ms >= long_ms {
+                return Err(invalid(
+                    bf("short"),
+                    "must be shorter than `long` and above 0",
+                ));
+            }
+            if !p.factor.is_finite() || p.factor <= 0.0 {
+                return Err(invalid(
+                    bf("factor"),
+                    format!("{} must be above 0", p.factor),
+                ));
+            }
+            burn.push(BurnPair {
+                long_ms,
+                short_ms,
+                factor: p.factor,
+                long_label: label_ms(long_ms),
+                short_label: label_ms(short_ms),
+            });
+        }
+
+        let withdraw_names = raw.withdraw.unwrap_or_else(|| vec![CANARY.to_string()]);
+        let mut withdraw = vec![];
+        for (i, name) in withdraw_names.iter().enumerate() {
+            match cohort_index(name) {
+                Some(0) | None => {
+                    return Err(invalid(
+                        f(&format!("withdraw[{i}]")),
+                        if name == STABLE {
+                            "stable cannot be withdrawn".to_string()
+                        } else {
+                            format!("no cohort named {name:?}")
+                        },
+                    ))
+                }
+                Some(c) => withdraw.push(c),
+            }
+        }
+
+        let fine_window = promotion
+            .iter()
+            .map(|p| p.window_ms)
+            .chain(triggers.iter().map(|t| t.window_ms))
+            .max()
+            .unwrap_or(bucket_ms);
+        let fine_len = fine_window.div_ceil(bucket_ms);
+        if fine_len > MAX_FINE_BUCKETS {
+            return Err(invalid(
+                f("bucket"),
+                format!("windows up to {} need {fine_len} buckets of {}; at most {MAX_FINE_BUCKETS} (use a wider bucket)", label_ms(fine_window), label_ms(bucket_ms)),
+            ));
+        }
+        let longest = burn.iter().map(|b| b.long_ms).max().unwrap_or(bucket_ms);
+        let burn_width_ms = longest
+            .div_ceil(BURN_BUCKETS)
+            .max(bucket_ms)
+            .div_ceil(bucket_ms)
+            * bucket_ms;
+        let burn_len = longest.div_ceil(burn_width_ms) as usize;
+
+        let mut windows: Vec<u64> = promotion
+            .iter()
+            .map(|p| p.window_ms)
+            .chain(triggers.iter().map(|t| t.window_ms))
+            .chain(burn.iter().flat_map(|b| [b.short_ms, b.long_ms]))
+            .collect();
+        windows.sort_unstable();
+        windows.dedup();
+
+        Ok(Gates {
+            canary_version: raw.canary_version,
+            tick_ms,
+            bucket_ms,
+            min_samples,
+            budget,
+            objective_p99_us,
+            promotion,
+            triggers,
+            burn,
+            burn_rollback: burn_raw.rollback.unwrap_or(true),
+            withdraw,
+            withdraw_names,
+            fine_len: fine_len as usize,
+            burn_width_ms,
+            burn_len,
+            windows: windows.into_iter().map(|w| (label_ms(w), w)).collect(),
+        })
+    }
+
+    /// The promotion gate for a step: the one for the highest step at or below
+    /// it; below every step, the objectives with no hold time.
+    pub fn promotion_for(&self, step_bp: u32) -> Promotion {
+        self.promotion
+            .iter()
+            .rev()
+            .find(|p| p.at_bp <= step_bp)
+            .cloned()
+            .unwrap_or(Promotion {
+                at_bp: 0,
+                max_error_ratio: self.budget,
+                max_p99_us: self.objective_p99_us,
+                max_5xx: None,
+                hold_ms: 0,
+                window_ms: self.promotion.first().map_or(300_000, |p| p.window_ms),
+            })
+    }
+}
