@@ -14,6 +14,7 @@ pub mod hash;
 pub mod host;
 pub mod metrics;
 pub mod outcome;
+pub mod promtext;
 pub mod property;
 pub mod stream;
 pub mod trust;

@@ -1,0 +1,18 @@
+//! `canaryctl`: ships the canary filter and deploys it through Istio
+//! `WasmPlugin` resources, then drives the rollout (percent, promote,
+//! rollback) and reads back what the sidecars measure.
+//!
+//! The pluginConfig is validated with the filter's own code (`canary-core`,
+//! compiled natively) before anything is sent anywhere.
+
+pub mod cli;
+pub mod error;
+pub mod http;
+pub mod kubeops;
+pub mod objects;
+pub mod oci;
+pub mod rollout;
+pub mod schema;
+pub mod stats;
+
+pub use error::{Error, Result};
