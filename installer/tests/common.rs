@@ -1,0 +1,107 @@
+//! A scripted Kubernetes API server on kube's tower-test mock: each expected
+//! call names its exact method, path and query, may check the body, and gets a
+//! canned answer. Unexpected or missing calls fail the test.
+
+#![allow(dead_code)]
+
+use canary_installer::cli::Cli;
+use canary_installer::http::Http;
+use canary_installer::kubeops::Kube;
+use clap::Parser;
+use http::{Request, Response};
+use kube::client::Body;
+use serde_json::{json, Value};
+
+pub struct Call {
+    pub method: &'static str,
+    pub uri: String,
+    pub check_body: Option<Box<dyn Fn(&Value) + Send>>,
+    pub status: u16,
+    pub answer: Value,
+}
+
+pub fn call(method: &'static str, uri: &str, status: u16, answer: Value) -> Call {
+    Call { method, uri: uri.to_string(), check_body: None, status, answer }
+}
+
+impl Call {
+    pub fn body(mut self, f: impl Fn(&Value) + Send + 'static) -> Call {
+        self.check_body = Some(Box::new(f));
+        self
+    }
+}
+
+pub fn status(code: u16, reason: &str, message: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code})
+}
+
+pub fn not_found(name: &str) -> Value {
+    status(404, "NotFound", &format!("wasmplugins.extensions.istio.io \"{name}\" not found"))
+}
+
+pub fn wasmplugin(name: &str, config: Value) -> Value {
+    json!({
+        "apiVersion": "extensions.istio.io/v1alpha1", "kind": "WasmPlugin",
+        "metadata": {"name": name, "namespace": "default", "generation": 4,
+                     "labels": {"app.kubernetes.io/managed-by": "canaryctl"}},
+        "spec": {"url": "oci://localhost:5001/canary/filter:v1", "sha256": "ab", "phase": "AUTHN",
+                 "failStrategy": "FAIL_RELOAD", "selector": {"matchLabels": {"app": "productpage"}},
+                 "match": [{"mode": "CLIENT"}], "pluginConfig": config}
+    })
+}
+
+/// Runs `args` against a mock API that answers `calls` in order.
+pub async fn run(args: &[&str], calls: Vec<Call>) -> Result<String, String> {
+    let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let expected = calls.len();
+    let server = tokio::spawn(async move {
+        for (i, c) in calls.into_iter().enumerate() {
+            let Some((req, send)) = handle.next_request().await else {
+                panic!("call {i} ({} {}) never came", c.method, c.uri);
+            };
+            assert_eq!(req.method().as_str(), c.method, "call {i}: method");
+            assert_eq!(req.uri().to_string(), c.uri, "call {i}: path and query");
+            let body = req.into_body().collect_bytes().await.unwrap();
+            if let Some(check) = &c.check_body {
+                assert!(!body.is_empty(), "call {i}: a body was expected");
+                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::String(String::from_utf8_lossy(&body).into()));
+                check(&v);
+            }
+            // A string answer is sent as text (a sidecar's /stats/prometheus).
+            let (ct, bytes) = match &c.answer {
+                Value::String(text) => ("text/plain", text.clone().into_bytes()),
+                v => ("application/json", serde_json::to_vec(v).unwrap()),
+            };
+            let resp = Response::builder().status(c.status).header("content-type", ct).body(Body::from(bytes)).unwrap();
+            send.send_response(resp);
+        }
+        expected
+    });
+    let client = kube::Client::new(svc, "default");
+    let mut argv = vec!["canaryctl"];
+    argv.extend_from_slice(args);
+    let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+    let kube = Kube { client, namespace: cli.namespace.clone(), dry_run: cli.dry_run };
+    let out = canary_installer::cli::run(&cli, &kube, &Http::new().unwrap()).await.map_err(|e| e.to_string());
+    drop(kube);
+    // Every scripted call must have been made.
+    let served = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+    match served {
+        Ok(Ok(n)) => assert_eq!(n, expected),
+        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        other => panic!("mock server: {other:?}"),
+    }
+    out
+}
+
+pub fn wasm_file() -> tempfile::NamedTempFile {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), b"\0asm\x01\0\0\0").unwrap();
+    f
+}
+
+pub fn json_file(v: &Value) -> tempfile::NamedTempFile {
+    let f = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
+    std::fs::write(f.path(), v.to_string()).unwrap();
+    f
+}
