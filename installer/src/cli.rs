@@ -274,6 +274,11 @@ fn read_wasm(path: &std::path::Path) -> Result<Vec<u8>> {
 
 /// The WasmPlugin `url` and `sha256` for the chosen delivery, computed offline.
 fn module_ref(m: &ModuleArgs) -> Result<(String, Option<String>, Option<(ImageRef, Vec<u8>)>)> {
+    if let Some(s) = &m.sha256 {
+        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(Error::Usage(format!("--sha256 {s:?} must be 64 lowercase hex digits")));
+        }
+    }
     let wasm = m.wasm.as_deref().map(read_wasm).transpose()?;
     if let Some(image) = &m.image {
         let r: ImageRef = image.parse()?;

@@ -83,7 +83,9 @@ impl FailStrategy {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PullPolicy {
+    #[value(name = "IfNotPresent")]
     IfNotPresent,
+    #[value(name = "Always")]
     Always,
 }
 

@@ -6,6 +6,7 @@ mod common;
 use common::{call, json_file, not_found, run, status, wasm_file, wasmplugin};
 use serde_json::{json, Value};
 
+const SHA: &str = "abababababababababababababababababababababababababababababababab";
 const WP: &str = "/apis/extensions.istio.io/v1alpha1/namespaces/default/wasmplugins/canary";
 const VS: &str = "/apis/networking.istio.io/v1/namespaces/default/virtualservices/reviews-canary";
 const APPLY_DEPLOY: &str = "?&fieldManager=canaryctl&fieldValidation=Strict";
@@ -53,13 +54,13 @@ async fn deploy_keeps_the_live_plugin_config_when_none_is_given() {
     let live = json!({"sticky": {"percent": 50}, "version": {"direction": "server"}});
     let live2 = live.clone();
     run(
-        &["deploy", "--selector", "app=reviews", "--mode", "server", "--url", "https://example.invalid/f.wasm", "--sha256", "cd"],
+        &["deploy", "--selector", "app=reviews", "--mode", "server", "--url", "https://example.invalid/f.wasm", "--sha256", SHA],
         vec![
             call("GET", WP, 200, wasmplugin("canary", live.clone())),
             call("PATCH", &wp(APPLY_DEPLOY), 200, wasmplugin("canary", live)).body(move |b| {
                 assert_eq!(b["spec"]["pluginConfig"], live2);
                 assert_eq!(b["spec"]["url"], "https://example.invalid/f.wasm");
-                assert_eq!(b["spec"]["sha256"], "cd");
+                assert_eq!(b["spec"]["sha256"], SHA);
                 assert_eq!(b["spec"]["match"], json!([{"mode": "SERVER"}]));
             }),
         ],
@@ -71,7 +72,7 @@ async fn deploy_keeps_the_live_plugin_config_when_none_is_given() {
 #[tokio::test]
 async fn a_dry_run_deploy_asks_the_api_server_for_dry_run_all() {
     run(
-        &["--dry-run", "deploy", "--target-ref", "Service/reviews", "--file", "/m.wasm", "--sha256", "ab", "--force-conflicts"],
+        &["--dry-run", "deploy", "--target-ref", "Service/reviews", "--file", "/m.wasm", "--sha256", SHA, "--force-conflicts"],
         vec![
             call("GET", WP, 404, not_found("canary")),
             call("PATCH", &wp("?&dryRun=All&force=true&fieldManager=canaryctl&fieldValidation=Strict"), 200, wasmplugin("canary", json!({})))
@@ -85,21 +86,27 @@ async fn a_dry_run_deploy_asks_the_api_server_for_dry_run_all() {
 #[tokio::test]
 async fn an_invalid_plugin_config_is_refused_before_any_request() {
     let cfg = json_file(&json!({"sticky": {"percent": 120}}));
-    let err = run(&["deploy", "--file", "/m.wasm", "--sha256", "ab", "--config", cfg.path().to_str().unwrap()], vec![])
+    let err = run(&["deploy", "--file", "/m.wasm", "--sha256", SHA, "--config", cfg.path().to_str().unwrap()], vec![])
         .await
         .unwrap_err();
     assert_eq!(err, "invalid pluginConfig: pluginConfig field `sticky.percent`: 120 is outside 0-100");
     let cfg = json_file(&json!({"cohort": []}));
-    let err = run(&["deploy", "--file", "/m.wasm", "--sha256", "ab", "--config", cfg.path().to_str().unwrap()], vec![])
+    let err = run(&["deploy", "--file", "/m.wasm", "--sha256", SHA, "--config", cfg.path().to_str().unwrap()], vec![])
         .await
         .unwrap_err();
     assert!(err.contains("field `cohort`: unknown field"), "{err}");
 }
 
 #[tokio::test]
+async fn a_malformed_sha256_is_refused_before_any_request() {
+    let err = run(&["deploy", "--file", "/m.wasm", "--sha256", "abc"], vec![]).await.unwrap_err();
+    assert_eq!(err, "--sha256 \"abc\" must be 64 lowercase hex digits");
+}
+
+#[tokio::test]
 async fn a_missing_crd_says_istio_is_not_installed() {
     let err = run(
-        &["deploy", "--file", "/m.wasm", "--sha256", "ab"],
+        &["deploy", "--file", "/m.wasm", "--sha256", SHA],
         vec![call("GET", WP, 404, status(404, "NotFound", "the server could not find the requested resource"))],
     )
     .await
@@ -110,14 +117,14 @@ async fn a_missing_crd_says_istio_is_not_installed() {
 #[tokio::test]
 async fn forbidden_and_conflict_answers_give_one_clear_line() {
     let err = run(
-        &["deploy", "--file", "/m.wasm", "--sha256", "ab"],
+        &["deploy", "--file", "/m.wasm", "--sha256", SHA],
         vec![call("GET", WP, 403, status(403, "Forbidden", "wasmplugins.extensions.istio.io \"canary\" is forbidden: User \"dev\" cannot get resource"))],
     )
     .await
     .unwrap_err();
     assert_eq!(err, "forbidden: wasmplugins.extensions.istio.io \"canary\" is forbidden: User \"dev\" cannot get resource");
     let err = run(
-        &["deploy", "--file", "/m.wasm", "--sha256", "ab"],
+        &["deploy", "--file", "/m.wasm", "--sha256", SHA],
         vec![
             call("GET", WP, 404, not_found("canary")),
             call("PATCH", &wp(APPLY_DEPLOY), 409, status(409, "Conflict", "Apply failed with 1 conflict: conflict with \"canaryctl-rollout\": .spec.pluginConfig")),
