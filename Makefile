@@ -26,10 +26,11 @@ build: ## Build the filter (and the benchmark's no-op module) for wasm32-wasip1,
 	@ls -l $(FILTER_WASM) | awk '{printf "filter module: %s (%d bytes)\n", $$9, $$5}'
 
 .PHONY: test
-test: setup build ## Run every test: core (native and wasm32 under Node) and end-to-end on real Envoy
+test: setup build ## Run every test: core (native, wasm32 under Node), end-to-end on real Envoy, installer (mock API, registry, Prometheus, CRDs)
 	$(CARGO) test -p canary-core
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(WBG_RUNNER) $(CARGO) test -p canary-core --target wasm32-unknown-unknown --lib
 	$(CARGO) test -p canary-e2e
+	$(CARGO) test -p canary-installer
 
 .PHONY: lint
 lint: setup ## rustfmt check and clippy -D warnings, native and wasm32
@@ -45,6 +46,58 @@ bench: setup build ## CPU per request: bare Envoy, no-op wasm, Lua tagging, this
 .PHONY: demo
 demo: setup build ## Play the module's canary exercises on local Envoy processes and print what happened
 	$(CARGO) run -q --release -p canary-e2e --bin canary-demo
+
+# ---- Istio on a kind cluster (needs docker, kind, kubectl, istioctl; checked) ----
+IMAGE ?= localhost:5001/canary/filter:latest
+PULL_IMAGE ?= kind-registry:5000/canary/filter:latest
+SELECTOR ?= app=productpage
+PLUGIN_CONFIG ?= manifests/module/plugin-config.json
+CANARYCTL := target/release/canaryctl
+ISTIO_DIR ?=
+
+need = @for t in $(1); do command -v $$t >/dev/null || { echo "make $@ needs '$$t' on PATH (not installed)"; exit 1; }; done
+
+$(CANARYCTL): $(shell find installer/src filter/core/src -name '*.rs') installer/Cargo.toml
+	$(CARGO) build --release -p canary-installer
+
+.PHONY: canaryctl
+canaryctl: $(CANARYCTL) ## Build the canaryctl CLI (target/release/canaryctl)
+
+.PHONY: kind-up
+kind-up: ## Create a kind cluster with a local registry (push localhost:5001, pods pull kind-registry:5000)
+	@bash scripts/kind-up.sh
+
+.PHONY: istio-sidecar
+istio-sidecar: ## istioctl install (stat tags, insecure local registry) and label default for injection
+	$(call need,istioctl kubectl)
+	istioctl install -y -f manifests/istio/extra-stat-tags.yaml
+	kubectl label namespace default istio-injection=enabled --overwrite
+
+.PHONY: kiali
+kiali: ## Install Prometheus and Kiali from an Istio release (ISTIO_DIR=path/to/istio-1.30.3)
+	$(call need,kubectl)
+	@test -n "$(ISTIO_DIR)" -a -d "$(ISTIO_DIR)/samples/addons" || { echo "make kiali needs ISTIO_DIR=<unpacked Istio release> (samples/addons)"; exit 1; }
+	kubectl apply -f $(ISTIO_DIR)/samples/addons/prometheus.yaml -f $(ISTIO_DIR)/samples/addons/kiali.yaml
+
+.PHONY: wasm-build
+wasm-build: build ## Same as build: the release filter module
+
+.PHONY: wasm-push
+wasm-push: wasm-build $(CANARYCTL) ## Push the module to IMAGE (default localhost:5001/canary/filter:latest); print the pinned reference
+	$(CANARYCTL) push --wasm $(FILTER_WASM) --image $(IMAGE) --plain-http
+
+.PHONY: wasm-deploy
+wasm-deploy: wasm-build $(CANARYCTL) ## Validate, push and apply the WasmPlugin for SELECTOR (default app=productpage, CLIENT mode)
+	$(call need,kubectl)
+	$(CANARYCTL) deploy --selector $(SELECTOR) --image $(IMAGE) --pull-image $(PULL_IMAGE) --wasm $(FILTER_WASM) --plain-http --config $(PLUGIN_CONFIG)
+
+.PHONY: wasm-remove
+wasm-remove: $(CANARYCTL) ## Delete the WasmPlugin wasm-deploy created
+	$(CANARYCTL) remove
+
+.PHONY: wasm-stats
+wasm-stats: $(CANARYCTL) ## Requests, error ratio, P99 and gate per version x cohort from the sidecars
+	$(CANARYCTL) stats --pods $(SELECTOR)
 
 .PHONY: clean
 clean: ## Remove build output (keeps .venv and .tools)

@@ -14,7 +14,11 @@ use crate::rollout::{apply_step, current_step, next_step, StepMode};
 use crate::stats;
 
 #[derive(Debug, Parser)]
-#[command(name = "canaryctl", version, about = "Ship the canary filter to Istio sidecars and drive the rollout.")]
+#[command(
+    name = "canaryctl",
+    version,
+    about = "Ship the canary filter to Istio sidecars and drive the rollout."
+)]
 pub struct Cli {
     /// Kubeconfig context (default: the current one, or in-cluster config).
     #[arg(long, global = true)]
@@ -130,6 +134,10 @@ pub struct ModuleArgs {
     /// The registry speaks plain HTTP (local clusters).
     #[arg(long)]
     pub plain_http: bool,
+    /// The reference the sidecars pull, when it differs from where --image is
+    /// pushed (kind: push to localhost:5001, pull from kind-registry:5000).
+    #[arg(long, requires = "image")]
+    pub pull_image: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -246,14 +254,21 @@ pub struct StatsArgs {
 
 /// Reads a JSON or YAML file into a value.
 pub fn read_value(path: &std::path::Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::File { path: path.display().to_string(), message: e.to_string() })?;
-    let docs = crate::schema::parse_yaml_docs(&text)
-        .map_err(|e| Error::File { path: path.display().to_string(), message: e })?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let docs = crate::schema::parse_yaml_docs(&text).map_err(|e| Error::File {
+        path: path.display().to_string(),
+        message: e,
+    })?;
     match docs.as_slice() {
         [one] => Ok(one.clone()),
         [] => Ok(json!({})),
-        _ => Err(Error::File { path: path.display().to_string(), message: "more than one document".into() }),
+        _ => Err(Error::File {
+            path: path.display().to_string(),
+            message: "more than one document".into(),
+        }),
     }
 }
 
@@ -265,29 +280,62 @@ pub fn validate_plugin_config(v: &Value) -> Result<canary_core::Config> {
 }
 
 fn read_wasm(path: &std::path::Path) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::File { path: path.display().to_string(), message: e.to_string() })?;
+    let bytes = std::fs::read(path).map_err(|e| Error::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
     if !bytes.starts_with(b"\0asm") {
-        return Err(Error::File { path: path.display().to_string(), message: "not a WebAssembly module".into() });
+        return Err(Error::File {
+            path: path.display().to_string(),
+            message: "not a WebAssembly module".into(),
+        });
     }
     Ok(bytes)
 }
 
+/// Where the sidecars get the module, and what (if anything) to push first.
+struct ModuleRef {
+    url: String,
+    sha256: Option<String>,
+    push: Option<(ImageRef, Vec<u8>)>,
+}
+
 /// The WasmPlugin `url` and `sha256` for the chosen delivery, computed offline.
-fn module_ref(m: &ModuleArgs) -> Result<(String, Option<String>, Option<(ImageRef, Vec<u8>)>)> {
+fn module_ref(m: &ModuleArgs) -> Result<ModuleRef> {
     if let Some(s) = &m.sha256 {
-        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err(Error::Usage(format!("--sha256 {s:?} must be 64 lowercase hex digits")));
+        if s.len() != 64
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(Error::Usage(format!(
+                "--sha256 {s:?} must be 64 lowercase hex digits"
+            )));
         }
     }
     let wasm = m.wasm.as_deref().map(read_wasm).transpose()?;
     if let Some(image) = &m.image {
         let r: ImageRef = image.parse()?;
+        let pull: ImageRef = match &m.pull_image {
+            Some(p) => p.parse()?,
+            None => r.clone(),
+        };
+        let url = format!("oci://{pull}");
         return Ok(match wasm {
             Some(w) => {
                 let digest = Built::new(&w)?.digest();
-                (format!("oci://{r}"), Some(digest.trim_start_matches("sha256:").to_string()), Some((r, w)))
+                let sha256 = Some(digest.trim_start_matches("sha256:").to_string());
+                ModuleRef {
+                    url,
+                    sha256,
+                    push: Some((r, w)),
+                }
             }
-            None => (format!("oci://{r}"), m.sha256.clone(), None),
+            None => ModuleRef {
+                url,
+                sha256: m.sha256.clone(),
+                push: None,
+            },
         });
     }
     let sha = match (&wasm, &m.sha256) {
@@ -297,20 +345,40 @@ fn module_ref(m: &ModuleArgs) -> Result<(String, Option<String>, Option<(ImageRe
     };
     if let Some(url) = &m.url {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(Error::Usage(format!("--url {url:?} must be http:// or https://")));
+            return Err(Error::Usage(format!(
+                "--url {url:?} must be http:// or https://"
+            )));
         }
-        return Ok((url.clone(), sha, None));
+        return Ok(ModuleRef {
+            url: url.clone(),
+            sha256: sha,
+            push: None,
+        });
     }
     if let Some(file) = &m.file {
         let path = file.strip_prefix("file://").unwrap_or(file);
-        return Ok((format!("file://{path}"), sha, None));
+        return Ok(ModuleRef {
+            url: format!("file://{path}"),
+            sha256: sha,
+            push: None,
+        });
     }
-    Err(Error::Usage("say where the module comes from: --image, --url or --file".into()))
+    Err(Error::Usage(
+        "say where the module comes from: --image, --url or --file".into(),
+    ))
 }
 
-fn plugin_spec(ns: &str, p: &PluginArgs, url: String, sha256: Option<String>, config: Value) -> Result<PluginSpec> {
+fn plugin_spec(
+    ns: &str,
+    p: &PluginArgs,
+    url: String,
+    sha256: Option<String>,
+    config: Value,
+) -> Result<PluginSpec> {
     if !p.selector.is_empty() && !p.target_refs.is_empty() {
-        return Err(Error::Usage("use --selector or --target-ref, not both".into()));
+        return Err(Error::Usage(
+            "use --selector or --target-ref, not both".into(),
+        ));
     }
     Ok(PluginSpec {
         name: p.name.name.clone(),
@@ -342,7 +410,8 @@ fn config_for(p: &PluginArgs, base: Option<Value>) -> Result<Value> {
     if let Some(obj) = cfg.as_object_mut() {
         let version = obj.entry("version").or_insert_with(|| json!({}));
         if let Some(v) = version.as_object_mut() {
-            v.entry("direction").or_insert_with(|| json!(p.mode.direction()));
+            v.entry("direction")
+                .or_insert_with(|| json!(p.mode.direction()));
         }
     }
     validate_plugin_config(&cfg)?;
@@ -366,8 +435,14 @@ fn print(out: Output, values: &[Value], table: impl FnOnce() -> String) -> Resul
     let ser = |e: String| Error::Usage(e);
     match out {
         Output::Json => {
-            let v = if values.len() == 1 { values[0].clone() } else { json!(values) };
-            serde_json::to_string_pretty(&v).map(|s| s + "\n").map_err(|e| ser(e.to_string()))
+            let v = if values.len() == 1 {
+                values[0].clone()
+            } else {
+                json!(values)
+            };
+            serde_json::to_string_pretty(&v)
+                .map(|s| s + "\n")
+                .map_err(|e| ser(e.to_string()))
         }
         Output::Yaml => {
             let mut s = String::new();
@@ -386,10 +461,17 @@ pub async fn run_offline(cli: &Cli, http: &Http) -> Option<Result<String>> {
     Some(match &cli.command {
         Command::Render(a) => render(cli, a),
         Command::Push(a) => push(cli, a, http).await,
-        Command::ValidateConfig { file } => read_value(file).and_then(|v| validate_plugin_config(&v)).map(|c| {
-            format!("{}: valid ({} cohorts, sticky {} %, gates {})\n", file.display(), c.cohorts.len(),
-                f64::from(c.sticky.basis_points) / 100.0, if c.gates.is_some() { "on" } else { "off" })
-        }),
+        Command::ValidateConfig { file } => read_value(file)
+            .and_then(|v| validate_plugin_config(&v))
+            .map(|c| {
+                format!(
+                    "{}: valid ({} cohorts, sticky {} %, gates {})\n",
+                    file.display(),
+                    c.cohorts.len(),
+                    f64::from(c.sticky.basis_points) / 100.0,
+                    if c.gates.is_some() { "on" } else { "off" }
+                )
+            }),
         _ => return None,
     })
 }
@@ -397,13 +479,19 @@ pub async fn run_offline(cli: &Cli, http: &Http) -> Option<Result<String>> {
 fn render(cli: &Cli, a: &RenderArgs) -> Result<String> {
     let config = config_for(&a.plugin, None)?;
     let cfg = validate_plugin_config(&config)?;
-    let (url, sha, _) = module_ref(&a.module)?;
+    let ModuleRef {
+        url, sha256: sha, ..
+    } = module_ref(&a.module)?;
     let step = current_step(&config) as u32;
     let mut probe = config.clone();
     let weights = apply_step(&mut probe, step, a.route.step_mode)?;
     let plugin = plugin_spec(&cli.namespace, &a.plugin, url, sha, config)?.render();
     let route = route_spec(&cli.namespace, &a.route, &cfg.cohort_header, weights).render();
-    let out = if cli.output == Output::Table { Output::Yaml } else { cli.output };
+    let out = if cli.output == Output::Table {
+        Output::Yaml
+    } else {
+        cli.output
+    };
     print(out, &[plugin, route], String::new)
 }
 
@@ -411,9 +499,16 @@ async fn push(cli: &Cli, a: &PushArgs, http: &Http) -> Result<String> {
     let wasm = read_wasm(&a.wasm)?;
     let image: ImageRef = a.image.parse()?;
     let auth = std::env::var("CANARYCTL_REGISTRY_AUTH").ok();
-    let pushed = Registry::new(http, &image, a.plain_http, auth.as_deref()).push(&image, &wasm).await?;
+    let pushed = Registry::new(http, &image, a.plain_http, auth.as_deref())
+        .push(&image, &wasm)
+        .await?;
     let v = json!({"image": image.to_string(), "digest": pushed.manifest_digest, "pinned": image.pinned(&pushed.manifest_digest)});
-    print(cli.output, &[v], || format!("pushed {image}\npinned oci://{}\n", image.pinned(&pushed.manifest_digest)))
+    print(cli.output, &[v], || {
+        format!(
+            "pushed {image}\npinned oci://{}\n",
+            image.pinned(&pushed.manifest_digest)
+        )
+    })
 }
 
 /// Commands that talk to the cluster.
@@ -427,7 +522,9 @@ pub async fn run(cli: &Cli, kube: &Kube, http: &Http) -> Result<String> {
         Command::Promote(a) => promote(cli, a, kube, http).await,
         Command::Rollback(a) => {
             let (cfg, vs) = step_to(cli, &a.name.name, &a.route, kube, |_| Ok(a.to)).await?;
-            print(cli.output, &[cfg, vs], || format!("rolled back to step {} %\n", a.to))
+            print(cli.output, &[cfg, vs], || {
+                format!("rolled back to step {} %\n", a.to)
+            })
         }
         Command::Status(a) => status(cli, a, kube).await,
         Command::Stats(a) => {
@@ -438,13 +535,21 @@ pub async fn run(cli: &Cli, kube: &Kube, http: &Http) -> Result<String> {
         Command::Remove(a) => {
             let deleted = kube.delete_ours(Kind::WasmPlugin, &a.name).await?;
             let msg = match (deleted, kube.dry_run) {
-                (false, _) => format!("WasmPlugin {}/{} not found: nothing to remove\n", cli.namespace, a.name),
-                (true, true) => format!("WasmPlugin {}/{} would be deleted (dry run)\n", cli.namespace, a.name),
+                (false, _) => format!(
+                    "WasmPlugin {}/{} not found: nothing to remove\n",
+                    cli.namespace, a.name
+                ),
+                (true, true) => format!(
+                    "WasmPlugin {}/{} would be deleted (dry run)\n",
+                    cli.namespace, a.name
+                ),
                 (true, false) => format!("WasmPlugin {}/{} deleted\n", cli.namespace, a.name),
             };
             Ok(msg)
         }
-        Command::Render(_) | Command::Push(_) | Command::ValidateConfig { .. } => Err(Error::Usage("unreachable".into())),
+        Command::Render(_) | Command::Push(_) | Command::ValidateConfig { .. } => {
+            Err(Error::Usage("unreachable".into()))
+        }
     }
 }
 
@@ -457,32 +562,56 @@ async fn deploy(cli: &Cli, a: &DeployArgs, kube: &Kube, http: &Http) -> Result<S
     if a.plugin.config.is_some() {
         config_for(&a.plugin, None)?;
     }
-    let (url, sha, to_push) = module_ref(&a.module)?;
+    let ModuleRef {
+        url,
+        sha256: sha,
+        push: to_push,
+    } = module_ref(&a.module)?;
     let live = kube.get(Kind::WasmPlugin, &a.plugin.name.name).await?;
     let config = config_for(&a.plugin, live.as_ref().and_then(live_plugin_config))?;
     let mut pushed_line = String::new();
     if let Some((image, wasm)) = to_push {
         if !kube.dry_run {
             let auth = std::env::var("CANARYCTL_REGISTRY_AUTH").ok();
-            let pushed = Registry::new(http, &image, a.module.plain_http, auth.as_deref()).push(&image, &wasm).await?;
+            let pushed = Registry::new(http, &image, a.module.plain_http, auth.as_deref())
+                .push(&image, &wasm)
+                .await?;
             pushed_line = format!("pushed oci://{}\n", image.pinned(&pushed.manifest_digest));
         }
     }
     let obj = plugin_spec(&cli.namespace, &a.plugin, url, sha, config)?.render();
-    let applied = kube.apply(Kind::WasmPlugin, &a.plugin.name.name, &obj, DEPLOY_MANAGER, a.force_conflicts).await?;
+    let applied = kube
+        .apply(
+            Kind::WasmPlugin,
+            &a.plugin.name.name,
+            &obj,
+            DEPLOY_MANAGER,
+            a.force_conflicts,
+        )
+        .await?;
     let generation = applied.metadata.generation.unwrap_or_default();
-    let verb = if kube.dry_run { "would be applied (dry run)" } else { "applied" };
+    let verb = if kube.dry_run {
+        "would be applied (dry run)"
+    } else {
+        "applied"
+    };
     print(cli.output, &[obj], || {
-        format!("{pushed_line}WasmPlugin {}/{} {verb}, generation {generation}\n", cli.namespace, a.plugin.name.name)
+        format!(
+            "{pushed_line}WasmPlugin {}/{} {verb}, generation {generation}\n",
+            cli.namespace, a.plugin.name.name
+        )
     })
 }
 
 async fn live_config(kube: &Kube, name: &str) -> Result<Value> {
-    let obj = kube.get(Kind::WasmPlugin, name).await?.ok_or_else(|| Error::NotFound {
-        kind: "WasmPlugin".into(),
-        namespace: kube.namespace.clone(),
-        name: name.into(),
-    })?;
+    let obj = kube
+        .get(Kind::WasmPlugin, name)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            kind: "WasmPlugin".into(),
+            namespace: kube.namespace.clone(),
+            name: name.into(),
+        })?;
     Ok(live_plugin_config(&obj).unwrap_or_else(|| json!({})))
 }
 
@@ -500,7 +629,9 @@ async fn set(cli: &Cli, a: &SetArgs, kube: &Kube) -> Result<String> {
         Some(p) => read_value(p)?,
         None => live_config(kube, &a.name.name).await?,
     };
-    let obj = config.as_object_mut().ok_or_else(|| Error::Usage("the pluginConfig is not an object".into()))?;
+    let obj = config
+        .as_object_mut()
+        .ok_or_else(|| Error::Usage("the pluginConfig is not an object".into()))?;
     if a.percent.is_some() || a.salt.is_some() {
         let sticky = obj.entry("sticky").or_insert_with(|| json!({}));
         if let Some(s) = sticky.as_object_mut() {
@@ -520,8 +651,20 @@ async fn set(cli: &Cli, a: &SetArgs, kube: &Kube) -> Result<String> {
     }
     validate_plugin_config(&config)?;
     let patch = plugin_config_patch(&cli.namespace, &a.name.name, &config);
-    kube.apply(Kind::WasmPlugin, &a.name.name, &patch, ROLLOUT_MANAGER, true).await?;
-    print(cli.output, &[config], || format!("pluginConfig of {}/{} updated\n", cli.namespace, a.name.name))
+    kube.apply(
+        Kind::WasmPlugin,
+        &a.name.name,
+        &patch,
+        ROLLOUT_MANAGER,
+        true,
+    )
+    .await?;
+    print(cli.output, &[config], || {
+        format!(
+            "pluginConfig of {}/{} updated\n",
+            cli.namespace, a.name.name
+        )
+    })
 }
 
 /// Sets the filter's step and the VirtualService weights together.
@@ -537,16 +680,31 @@ async fn step_to(
     let weights = apply_step(&mut config, step, route.step_mode)?;
     let cfg = validate_plugin_config(&config)?;
     let vs = route_spec(&cli.namespace, route, &cfg.cohort_header, weights).render();
-    kube.apply(Kind::WasmPlugin, name, &plugin_config_patch(&cli.namespace, name, &config), ROLLOUT_MANAGER, true)
-        .await?;
-    kube.apply(Kind::VirtualService, &route.virtual_service, &vs, ROLLOUT_MANAGER, true).await?;
+    kube.apply(
+        Kind::WasmPlugin,
+        name,
+        &plugin_config_patch(&cli.namespace, name, &config),
+        ROLLOUT_MANAGER,
+        true,
+    )
+    .await?;
+    kube.apply(
+        Kind::VirtualService,
+        &route.virtual_service,
+        &vs,
+        ROLLOUT_MANAGER,
+        true,
+    )
+    .await?;
     Ok((config, vs))
 }
 
 async fn scrapes(kube: &Kube, selector: &str) -> Result<Vec<canary_core::promtext::Stats>> {
     let mut out = vec![];
     for pod in kube.pods(selector).await? {
-        let Some(name) = pod.metadata.name else { continue };
+        let Some(name) = pod.metadata.name else {
+            continue;
+        };
         let text = kube.sidecar_stats(&name).await?;
         out.push(canary_core::promtext::Stats::parse(&text));
     }
@@ -561,22 +719,37 @@ async fn rows(src: &GateSource, kube: &Kube, http: &Http) -> Result<Vec<stats::R
 }
 
 /// The gate check behind `promote`, from Prometheus or the sidecars.
-pub async fn gate_of(src: &GateSource, version: &str, kube: &Kube, http: &Http) -> Result<Option<String>> {
+pub async fn gate_of(
+    src: &GateSource,
+    version: &str,
+    kube: &Kube,
+    http: &Http,
+) -> Result<Option<String>> {
     match &src.prometheus {
         Some(url) => stats::gate_from_prometheus(http, url, version).await,
-        None => Ok(stats::gate_from_scrapes(&scrapes(kube, &src.pods).await?, version)),
+        None => Ok(stats::gate_from_scrapes(
+            &scrapes(kube, &src.pods).await?,
+            version,
+        )),
     }
 }
 
 async fn promote(cli: &Cli, a: &PromoteArgs, kube: &Kube, http: &Http) -> Result<String> {
     let current = current_step(&live_config(kube, &a.name.name).await?);
-    let next = next_step(current).ok_or_else(|| Error::Usage(format!("already at {current} %: nothing to promote")))?;
+    let next = next_step(current)
+        .ok_or_else(|| Error::Usage(format!("already at {current} %: nothing to promote")))?;
     let gate = gate_of(&a.source, &a.route.canary, kube, http).await?;
     let mut note = String::new();
     if gate.as_deref() != Some("pass") {
         let why = match &gate {
-            None => format!("no gate state for {} (are gates enabled and is traffic flowing?)", a.route.canary),
-            Some(g) => format!("the gate for {} at step {current} % reads {g}, not pass", a.route.canary),
+            None => format!(
+                "no gate state for {} (are gates enabled and is traffic flowing?)",
+                a.route.canary
+            ),
+            Some(g) => format!(
+                "the gate for {} at step {current} % reads {g}, not pass",
+                a.route.canary
+            ),
         };
         if !a.force {
             return Err(Error::PromotionRefused(why));
@@ -584,27 +757,46 @@ async fn promote(cli: &Cli, a: &PromoteArgs, kube: &Kube, http: &Http) -> Result
         note = format!("forced past: {why}\n");
     }
     let (cfg, vs) = step_to(cli, &a.name.name, &a.route, kube, |_| Ok(next)).await?;
-    print(cli.output, &[cfg, vs], || format!("{note}promoted {} from {current} % to {next} %\n", a.route.canary))
+    print(cli.output, &[cfg, vs], || {
+        format!(
+            "{note}promoted {} from {current} % to {next} %\n",
+            a.route.canary
+        )
+    })
 }
 
 async fn status(cli: &Cli, a: &NameArgs, kube: &Kube) -> Result<String> {
-    let obj = kube.get(Kind::WasmPlugin, &a.name).await?.ok_or_else(|| Error::NotFound {
-        kind: "WasmPlugin".into(),
-        namespace: cli.namespace.clone(),
-        name: a.name.clone(),
-    })?;
+    let obj = kube
+        .get(Kind::WasmPlugin, &a.name)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            kind: "WasmPlugin".into(),
+            namespace: cli.namespace.clone(),
+            name: a.name.clone(),
+        })?;
     let spec = obj.data.get("spec").cloned().unwrap_or_default();
     let selector: Vec<String> = spec
         .pointer("/selector/matchLabels")
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect()
+        })
         .unwrap_or_default();
-    let pods = if selector.is_empty() { vec![] } else { kube.pods(&selector.join(",")).await? };
+    let pods = if selector.is_empty() {
+        vec![]
+    } else {
+        kube.pods(&selector.join(",")).await?
+    };
     let pod_rows: Vec<Value> = pods
         .iter()
         .map(|p| {
             let sidecar = p.spec.as_ref().is_some_and(|s| {
-                s.containers.iter().chain(s.init_containers.iter().flatten()).any(|c| c.name == "istio-proxy")
+                s.containers
+                    .iter()
+                    .chain(s.init_containers.iter().flatten())
+                    .any(|c| c.name == "istio-proxy")
             });
             json!({
                 "name": p.metadata.name,
@@ -627,7 +819,7 @@ async fn status(cli: &Cli, a: &NameArgs, kube: &Kube) -> Result<String> {
         "selector": selector.join(","),
         "pods": pod_rows,
     });
-    print(cli.output, &[v.clone()], || {
+    print(cli.output, std::slice::from_ref(&v), || {
         let mut s = format!(
             "WasmPlugin {}/{}  generation {}\n  module  {}\n  sha256  {}\n  phase   {}  failStrategy {}  step {} %\n  pods    {} match {}\n",
             cli.namespace,

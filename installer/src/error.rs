@@ -14,11 +14,23 @@ pub enum Error {
     #[error("conflict: {0} (another field manager owns these fields; re-run with --force-conflicts to take them over)")]
     Conflict(String),
     #[error("{kind} {namespace}/{name} not found")]
-    NotFound { kind: String, namespace: String, name: String },
+    NotFound {
+        kind: String,
+        namespace: String,
+        name: String,
+    },
     #[error("{kind} {namespace}/{name} was not created by canaryctl (no app.kubernetes.io/managed-by=canaryctl label); refusing to touch it")]
-    NotOurs { kind: String, namespace: String, name: String },
+    NotOurs {
+        kind: String,
+        namespace: String,
+        name: String,
+    },
     #[error("Kubernetes API error {code} ({reason}): {message}")]
-    Api { code: u16, reason: String, message: String },
+    Api {
+        code: u16,
+        reason: String,
+        message: String,
+    },
     #[error("cannot reach the Kubernetes API: {0}")]
     Kube(String),
     #[error("kubeconfig: {0}")]
@@ -51,7 +63,9 @@ impl Error {
                 match code {
                     // A missing resource type answers 404 without naming an object.
                     404 if message.contains("could not find the requested resource") => {
-                        Error::CrdMissing { crd: crd.to_string() }
+                        Error::CrdMissing {
+                            crd: crd.to_string(),
+                        }
                     }
                     404 => Error::NotFound {
                         kind: kind.to_string(),
@@ -60,7 +74,11 @@ impl Error {
                     },
                     403 => Error::Forbidden(message),
                     409 => Error::Conflict(message),
-                    _ => Error::Api { code, reason, message },
+                    _ => Error::Api {
+                        code,
+                        reason,
+                        message,
+                    },
                 }
             }
             other => Error::Kube(other.to_string()),

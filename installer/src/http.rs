@@ -38,24 +38,50 @@ impl Http {
         // No system roots (a minimal container) still allows plain HTTP.
         let builder = match builder.with_native_roots() {
             Ok(b) => b,
-            Err(_) => hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(rustls_empty_roots()),
+            Err(_) => {
+                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(rustls_empty_roots())
+            }
         };
         let conn = builder.https_or_http().enable_http1().build();
-        Ok(Http { client: Client::builder(TokioExecutor::new()).build(conn) })
+        Ok(Http {
+            client: Client::builder(TokioExecutor::new()).build(conn),
+        })
     }
 
-    pub async fn send(&self, method: Method, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Result<Response> {
-        let err = |m: String| Error::Http { url: url.to_string(), message: m };
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Response> {
+        let err = |m: String| Error::Http {
+            url: url.to_string(),
+            message: m,
+        };
         let mut req = Request::builder().method(method).uri(url);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let req = req.body(Full::new(Bytes::from(body))).map_err(|e| err(e.to_string()))?;
-        let resp = self.client.request(req).await.map_err(|e| err(format!("{e}")))?;
+        let req = req
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| err(e.to_string()))?;
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| err(format!("{e}")))?;
         let (parts, body) = resp.into_parts();
-        let body = body.collect().await.map_err(|e| err(e.to_string()))?.to_bytes();
-        Ok(Response { status: parts.status.as_u16(), headers: parts.headers, body })
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| err(e.to_string()))?
+            .to_bytes();
+        Ok(Response {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        })
     }
 
     pub async fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Response> {
@@ -64,10 +90,17 @@ impl Http {
 }
 
 fn rustls_empty_roots() -> rustls::ClientConfig {
-    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map(|b| b.with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth())
-        .unwrap_or_else(|_| {
-            rustls::ClientConfig::builder().with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth()
-        })
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map(|b| {
+        b.with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth()
+    })
+    .unwrap_or_else(|_| {
+        rustls::ClientConfig::builder()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth()
+    })
 }

@@ -3,7 +3,9 @@
 //! to a sidecar's Prometheus port. Every kube error becomes one clear line.
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, ValidationDirective};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, ValidationDirective,
+};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::Client;
 use serde_json::Value;
@@ -72,12 +74,22 @@ impl Kube {
 
     /// Server-side apply of `obj` under `manager`. `force` takes over fields
     /// other managers own; without it the API server answers 409 on conflict.
-    pub async fn apply(&self, kind: Kind, name: &str, obj: &Value, manager: &str, force: bool) -> Result<DynamicObject> {
+    pub async fn apply(
+        &self,
+        kind: Kind,
+        name: &str,
+        obj: &Value,
+        manager: &str,
+        force: bool,
+    ) -> Result<DynamicObject> {
         let mut pp = PatchParams::apply(manager);
         pp.force = force;
         pp.dry_run = self.dry_run;
         pp.field_validation = Some(ValidationDirective::Strict);
-        self.api(kind).patch(name, &pp, &Patch::Apply(obj)).await.map_err(self.err(kind, name))
+        self.api(kind)
+            .patch(name, &pp, &Patch::Apply(obj))
+            .await
+            .map_err(self.err(kind, name))
     }
 
     /// The object, or `None` when it does not exist (a missing CRD is an error).
@@ -94,13 +106,28 @@ impl Kube {
         let Some(obj) = self.get(kind, name).await? else {
             return Ok(false);
         };
-        let ours = obj.metadata.labels.as_ref().and_then(|l| l.get("app.kubernetes.io/managed-by")).map(String::as_str)
+        let ours = obj
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("app.kubernetes.io/managed-by"))
+            .map(String::as_str)
             == Some(MANAGED_BY);
         if !ours {
-            return Err(Error::NotOurs { kind: kind.name().into(), namespace: self.namespace.clone(), name: name.into() });
+            return Err(Error::NotOurs {
+                kind: kind.name().into(),
+                namespace: self.namespace.clone(),
+                name: name.into(),
+            });
         }
-        let dp = DeleteParams { dry_run: self.dry_run, ..DeleteParams::default() };
-        self.api(kind).delete(name, &dp).await.map_err(self.err(kind, name))?;
+        let dp = DeleteParams {
+            dry_run: self.dry_run,
+            ..DeleteParams::default()
+        };
+        self.api(kind)
+            .delete(name, &dp)
+            .await
+            .map_err(self.err(kind, name))?;
         Ok(true)
     }
 
@@ -108,7 +135,10 @@ impl Kube {
     pub async fn pods(&self, selector: &str) -> Result<Vec<Pod>> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
         let lp = ListParams::default().labels(selector);
-        api.list(&lp).await.map(|l| l.items).map_err(|e| Error::from_kube(e, "pods", "Pod", &self.namespace, selector))
+        api.list(&lp)
+            .await
+            .map(|l| l.items)
+            .map_err(|e| Error::from_kube(e, "pods", "Pod", &self.namespace, selector))
     }
 
     /// A sidecar's `/stats/prometheus`, through the API server's pod proxy.
@@ -117,7 +147,12 @@ impl Kube {
             "/api/v1/namespaces/{}/pods/{pod}:{SIDECAR_STATS_PORT}/proxy/stats/prometheus",
             self.namespace
         );
-        let req = http::Request::get(path).body(Vec::new()).map_err(|e| Error::Kube(e.to_string()))?;
-        self.client.request_text(req).await.map_err(|e| Error::from_kube(e, "pods", "Pod", &self.namespace, pod))
+        let req = http::Request::get(path)
+            .body(Vec::new())
+            .map_err(|e| Error::Kube(e.to_string()))?;
+        self.client
+            .request_text(req)
+            .await
+            .map_err(|e| Error::from_kube(e, "pods", "Pod", &self.namespace, pod))
     }
 }

@@ -100,7 +100,10 @@ impl std::str::FromStr for TargetRef {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s.split_once('/') {
-            Some((k, n)) if !k.is_empty() && !n.is_empty() => Ok(TargetRef { kind: k.into(), name: n.into() }),
+            Some((k, n)) if !k.is_empty() && !n.is_empty() => Ok(TargetRef {
+                kind: k.into(),
+                name: n.into(),
+            }),
             _ => Err(format!("{s:?} is not Kind/name (e.g. Service/reviews)")),
         }
     }
@@ -135,7 +138,11 @@ impl PluginSpec {
     pub fn render(&self) -> Value {
         let mut spec = Map::new();
         if !self.selector.is_empty() {
-            let m: Map<String, Value> = self.selector.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+            let m: Map<String, Value> = self
+                .selector
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect();
             spec.insert("selector".into(), json!({"matchLabels": m}));
         }
         if !self.target_refs.is_empty() {
@@ -143,8 +150,11 @@ impl PluginSpec {
                 "Gateway" => "gateway.networking.k8s.io",
                 _ => "",
             };
-            let refs: Vec<Value> =
-                self.target_refs.iter().map(|r| json!({"group": group(&r.kind), "kind": r.kind, "name": r.name})).collect();
+            let refs: Vec<Value> = self
+                .target_refs
+                .iter()
+                .map(|r| json!({"group": group(&r.kind), "kind": r.kind, "name": r.name}))
+                .collect();
             spec.insert("targetRefs".into(), json!(refs));
         }
         spec.insert("url".into(), json!(self.url));
@@ -173,7 +183,11 @@ impl PluginSpec {
         spec.insert("type".into(), json!("HTTP"));
         spec.insert("pluginConfig".into(), self.plugin_config.clone());
         if !self.env.is_empty() {
-            let env: Vec<Value> = self.env.iter().map(|(k, v)| json!({"name": k, "value": v})).collect();
+            let env: Vec<Value> = self
+                .env
+                .iter()
+                .map(|(k, v)| json!({"name": k, "value": v}))
+                .collect();
             spec.insert("vmConfig".into(), json!({"env": env}));
         }
         json!({

@@ -35,7 +35,11 @@ pub struct ImageRef {
 impl std::str::FromStr for ImageRef {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        let bad = |m: &str| Error::Usage(format!("image {s:?}: {m} (expected registry/repository:tag)"));
+        let bad = |m: &str| {
+            Error::Usage(format!(
+                "image {s:?}: {m} (expected registry/repository:tag)"
+            ))
+        };
         let rest = s.strip_prefix("oci://").unwrap_or(s);
         let (registry, path) = rest.split_once('/').ok_or_else(|| bad("no registry"))?;
         if !(registry.contains('.') || registry.contains(':') || registry == "localhost") {
@@ -51,16 +55,28 @@ impl std::str::FromStr for ImageRef {
         let valid = |p: &str| {
             !p.is_empty()
                 && p.split('/').all(|c| {
-                    !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+                    !c.is_empty()
+                        && c.bytes().all(|b| {
+                            b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)
+                        })
                 })
         };
         if !valid(repository) {
             return Err(bad("invalid repository name"));
         }
-        if tag.is_empty() || tag.len() > 128 || !tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+        if tag.is_empty()
+            || tag.len() > 128
+            || !tag
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
             return Err(bad("invalid tag"));
         }
-        Ok(ImageRef { registry: registry.into(), repository: repository.into(), tag: tag.into() })
+        Ok(ImageRef {
+            registry: registry.into(),
+            repository: repository.into(),
+            tag: tag.into(),
+        })
     }
 }
 
@@ -92,7 +108,9 @@ pub fn layer(wasm: &[u8]) -> Result<(Vec<u8>, String)> {
     tar.append(&h, wasm).map_err(io)?;
     let tar = tar.into_inner().map_err(io)?;
     let diff_id = digest(&tar);
-    let mut gz = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::best());
+    let mut gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::best());
     gz.write_all(&tar).map_err(io)?;
     Ok((gz.finish().map_err(io)?, diff_id))
 }
@@ -122,7 +140,11 @@ impl Built {
             "config": {"mediaType": CONFIG_TYPE, "size": config.len(), "digest": digest(&config)},
             "layers": [{"mediaType": LAYER_TYPE, "size": layer.len(), "digest": digest(&layer)}],
         }))?;
-        Ok(Built { config, layer, manifest })
+        Ok(Built {
+            config,
+            layer,
+            manifest,
+        })
     }
 
     /// `sha256:<hex>` of the manifest.
@@ -157,7 +179,12 @@ pub struct Registry<'a> {
 
 impl<'a> Registry<'a> {
     /// `plain_http` for local registries without TLS; `basic` as `user:password`.
-    pub fn new(http: &'a Http, image: &ImageRef, plain_http: bool, basic: Option<&str>) -> Registry<'a> {
+    pub fn new(
+        http: &'a Http,
+        image: &ImageRef,
+        plain_http: bool,
+        basic: Option<&str>,
+    ) -> Registry<'a> {
         let scheme = if plain_http { "http" } else { "https" };
         Registry {
             http,
@@ -172,11 +199,24 @@ impl<'a> Registry<'a> {
     }
 
     fn err(&self, message: impl Into<String>) -> Error {
-        Error::Registry { registry: self.name.clone(), message: message.into() }
+        Error::Registry {
+            registry: self.name.clone(),
+            message: message.into(),
+        }
     }
 
-    async fn call(&mut self, method: Method, path_or_url: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response> {
-        let url = if path_or_url.starts_with("http") { path_or_url.to_string() } else { format!("{}{path_or_url}", self.base) };
+    async fn call(
+        &mut self,
+        method: Method,
+        path_or_url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response> {
+        let url = if path_or_url.starts_with("http") {
+            path_or_url.to_string()
+        } else {
+            format!("{}{path_or_url}", self.base)
+        };
         for attempt in 0..2 {
             let auth = match (&self.token, &self.basic) {
                 (Some(t), _) => Some(format!("Bearer {t}")),
@@ -187,7 +227,10 @@ impl<'a> Registry<'a> {
             if let Some(a) = &auth {
                 h.push(("authorization", a));
             }
-            let r = self.http.send(method.clone(), &url, &h, body.to_vec()).await?;
+            let r = self
+                .http
+                .send(method.clone(), &url, &h, body.to_vec())
+                .await?;
             if r.status == 401 && attempt == 0 {
                 if let Some(challenge) = r.header("www-authenticate").map(str::to_string) {
                     if challenge.to_ascii_lowercase().starts_with("bearer ") {
@@ -195,7 +238,9 @@ impl<'a> Registry<'a> {
                         continue;
                     }
                 }
-                return Err(self.err("401 unauthorized (set CANARYCTL_REGISTRY_AUTH=user:password)"));
+                return Err(
+                    self.err("401 unauthorized (set CANARYCTL_REGISTRY_AUTH=user:password)")
+                );
             }
             return Ok(r);
         }
@@ -226,7 +271,8 @@ impl<'a> Registry<'a> {
         if r.status != 200 {
             return Err(self.err(format!("token endpoint answered {}", r.status)));
         }
-        let v: Value = serde_json::from_slice(&r.body).map_err(|e| self.err(format!("token response: {e}")))?;
+        let v: Value = serde_json::from_slice(&r.body)
+            .map_err(|e| self.err(format!("token response: {e}")))?;
         v.get("token")
             .or_else(|| v.get("access_token"))
             .and_then(Value::as_str)
@@ -236,24 +282,56 @@ impl<'a> Registry<'a> {
 
     async fn put_blob(&mut self, repo: &str, blob: &[u8]) -> Result<String> {
         let d = digest(blob);
-        let head = self.call(Method::HEAD, &format!("/v2/{repo}/blobs/{d}"), &[], &[]).await?;
+        let head = self
+            .call(Method::HEAD, &format!("/v2/{repo}/blobs/{d}"), &[], &[])
+            .await?;
         if head.status == 200 {
             return Ok(d);
         }
-        let start = self.call(Method::POST, &format!("/v2/{repo}/blobs/uploads/"), &[], &[]).await?;
+        let start = self
+            .call(
+                Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/"),
+                &[],
+                &[],
+            )
+            .await?;
         if start.status != 202 {
-            return Err(self.err(format!("starting an upload answered {}: {}", start.status, start.text())));
+            return Err(self.err(format!(
+                "starting an upload answered {}: {}",
+                start.status,
+                start.text()
+            )));
         }
-        let location = start.header("location").ok_or_else(|| self.err("upload without a Location"))?.to_string();
-        let location = if location.starts_with('/') { format!("{}{location}", self.base) } else { location };
+        let location = start
+            .header("location")
+            .ok_or_else(|| self.err("upload without a Location"))?
+            .to_string();
+        let location = if location.starts_with('/') {
+            format!("{}{location}", self.base)
+        } else {
+            location
+        };
         let sep = if location.contains('?') { '&' } else { '?' };
         let url = format!("{location}{sep}digest={}", urlencoding::encode(&d));
         let len = blob.len().to_string();
         let put = self
-            .call(Method::PUT, &url, &[("content-type", "application/octet-stream"), ("content-length", &len)], blob)
+            .call(
+                Method::PUT,
+                &url,
+                &[
+                    ("content-type", "application/octet-stream"),
+                    ("content-length", &len),
+                ],
+                blob,
+            )
             .await?;
         if put.status != 201 {
-            return Err(self.err(format!("uploading {d} answered {}: {}", put.status, put.text())));
+            return Err(self.err(format!(
+                "uploading {d} answered {}: {}",
+                put.status,
+                put.text()
+            )));
         }
         Ok(d)
     }
@@ -265,37 +343,62 @@ impl<'a> Registry<'a> {
         self.put_blob(&repo, &built.config).await?;
         self.put_blob(&repo, &built.layer).await?;
         let r = self
-            .call(Method::PUT, &format!("/v2/{repo}/manifests/{}", image.tag), &[("content-type", MANIFEST_TYPE)], &built.manifest)
+            .call(
+                Method::PUT,
+                &format!("/v2/{repo}/manifests/{}", image.tag),
+                &[("content-type", MANIFEST_TYPE)],
+                &built.manifest,
+            )
             .await?;
         if r.status != 201 {
-            return Err(self.err(format!("putting the manifest answered {}: {}", r.status, r.text())));
+            return Err(self.err(format!(
+                "putting the manifest answered {}: {}",
+                r.status,
+                r.text()
+            )));
         }
         let manifest_digest = built.digest();
         if let Some(server) = r.header("docker-content-digest") {
             if server != manifest_digest {
-                return Err(self.err(format!("registry stored digest {server}, expected {manifest_digest}")));
+                return Err(self.err(format!(
+                    "registry stored digest {server}, expected {manifest_digest}"
+                )));
             }
         }
-        Ok(Pushed { image: image.clone(), manifest_digest })
+        Ok(Pushed {
+            image: image.clone(),
+            manifest_digest,
+        })
     }
 
     /// Pulls an image back the way Istio's fetcher does, for verification.
     pub async fn pull(&mut self, image: &ImageRef) -> Result<Pulled> {
         let repo = image.repository.clone();
         let m = self
-            .call(Method::GET, &format!("/v2/{repo}/manifests/{}", image.tag), &[("accept", MANIFEST_TYPE)], &[])
+            .call(
+                Method::GET,
+                &format!("/v2/{repo}/manifests/{}", image.tag),
+                &[("accept", MANIFEST_TYPE)],
+                &[],
+            )
             .await?;
         if m.status != 200 {
             return Err(self.err(format!("manifest answered {}", m.status)));
         }
-        let manifest: Value = serde_json::from_slice(&m.body).map_err(|e| self.err(format!("manifest: {e}")))?;
+        let manifest: Value =
+            serde_json::from_slice(&m.body).map_err(|e| self.err(format!("manifest: {e}")))?;
         let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
         let [layer] = layers.as_slice() else {
-            return Err(self.err(format!("{} layers; the compat variant has exactly one", layers.len())));
+            return Err(self.err(format!(
+                "{} layers; the compat variant has exactly one",
+                layers.len()
+            )));
         };
         let media_type = layer["mediaType"].as_str().unwrap_or_default().to_string();
         let ld = layer["digest"].as_str().unwrap_or_default().to_string();
-        let blob = self.call(Method::GET, &format!("/v2/{repo}/blobs/{ld}"), &[], &[]).await?;
+        let blob = self
+            .call(Method::GET, &format!("/v2/{repo}/blobs/{ld}"), &[], &[])
+            .await?;
         if blob.status != 200 || digest(&blob.body) != ld {
             return Err(self.err("layer blob missing or corrupt"));
         }
@@ -304,16 +407,25 @@ impl<'a> Registry<'a> {
         let entries = tar.entries().map_err(|e| self.err(format!("layer: {e}")))?;
         for entry in entries {
             let mut entry = entry.map_err(|e| self.err(format!("layer: {e}")))?;
-            let path = entry.path().map_err(|e| self.err(format!("layer: {e}")))?.to_string_lossy().into_owned();
+            let path = entry
+                .path()
+                .map_err(|e| self.err(format!("layer: {e}")))?
+                .to_string_lossy()
+                .into_owned();
             if path.trim_start_matches("./") == "plugin.wasm" {
                 let mut buf = Vec::new();
-                entry.read_to_end(&mut buf).map_err(|e| self.err(format!("layer: {e}")))?;
+                entry
+                    .read_to_end(&mut buf)
+                    .map_err(|e| self.err(format!("layer: {e}")))?;
                 wasm = Some(buf);
             }
         }
         Ok(Pulled {
             manifest_digest: digest(&m.body),
-            manifest_media_type: manifest["mediaType"].as_str().unwrap_or_default().to_string(),
+            manifest_media_type: manifest["mediaType"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             layer_media_type: media_type,
             wasm: wasm.ok_or_else(|| self.err("no plugin.wasm in the layer"))?,
         })
@@ -336,7 +448,11 @@ mod base64_lite {
     pub fn encode(input: &[u8]) -> String {
         let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
         for chunk in input.chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
             let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
             for i in 0..4 {
                 if i <= chunk.len() {
@@ -368,11 +484,20 @@ mod tests {
     #[test]
     fn image_references_parse_with_a_registry_and_a_tag() {
         let r: ImageRef = "oci://localhost:5000/canary/filter:v1".parse().unwrap();
-        assert_eq!((r.registry.as_str(), r.repository.as_str(), r.tag.as_str()), ("localhost:5000", "canary/filter", "v1"));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str(), r.tag.as_str()),
+            ("localhost:5000", "canary/filter", "v1")
+        );
         let r: ImageRef = "ghcr.io/acme/canary".parse().unwrap();
         assert_eq!(r.tag, "latest");
         assert_eq!(r.pinned("sha256:ab"), "ghcr.io/acme/canary@sha256:ab");
-        for bad in ["canary:v1", "localhost:5000/", "localhost:5000/Canary:v1", "ghcr.io/a@sha256:00", "ghcr.io/a:t t"] {
+        for bad in [
+            "canary:v1",
+            "localhost:5000/",
+            "localhost:5000/Canary:v1",
+            "ghcr.io/a@sha256:00",
+            "ghcr.io/a:t t",
+        ] {
             assert!(bad.parse::<ImageRef>().is_err(), "{bad}");
         }
     }
@@ -386,7 +511,10 @@ mod tests {
         let mut names = vec![];
         for e in tar.entries().unwrap() {
             let e = e.unwrap();
-            names.push((e.path().unwrap().to_string_lossy().into_owned(), e.header().mode().unwrap()));
+            names.push((
+                e.path().unwrap().to_string_lossy().into_owned(),
+                e.header().mode().unwrap(),
+            ));
         }
         assert_eq!(names, vec![("plugin.wasm".to_string(), 0o644)]);
     }

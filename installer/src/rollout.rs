@@ -18,7 +18,10 @@ pub enum StepMode {
 
 /// The step a pluginConfig is at: its sticky percent (whole numbers).
 pub fn current_step(config: &Value) -> f64 {
-    config.pointer("/sticky/percent").and_then(Value::as_f64).unwrap_or(0.0)
+    config
+        .pointer("/sticky/percent")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0)
 }
 
 pub fn next_step(current: f64) -> Option<u32> {

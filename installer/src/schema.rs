@@ -25,12 +25,18 @@ pub struct Crds {
 impl Crds {
     /// Loads every CustomResourceDefinition in the YAML files of `dir`.
     pub fn load_dir(dir: &Path) -> Result<Crds> {
-        let file_err = |p: &Path, m: String| Error::File { path: p.display().to_string(), message: m };
+        let file_err = |p: &Path, m: String| Error::File {
+            path: p.display().to_string(),
+            message: m,
+        };
         let mut crds = Crds::default();
         let entries = std::fs::read_dir(dir).map_err(|e| file_err(dir, e.to_string()))?;
         let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).collect();
         paths.sort();
-        for p in paths.into_iter().filter(|p| p.extension().is_some_and(|x| x == "yaml")) {
+        for p in paths
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        {
             let text = std::fs::read_to_string(&p).map_err(|e| file_err(&p, e.to_string()))?;
             for doc in parse_yaml_docs(&text).map_err(|e| file_err(&p, e))? {
                 if doc["kind"] != "CustomResourceDefinition" {
@@ -38,7 +44,11 @@ impl Crds {
                 }
                 let group = doc["spec"]["group"].as_str().unwrap_or_default();
                 let kind = doc["spec"]["names"]["kind"].as_str().unwrap_or_default();
-                for v in doc["spec"]["versions"].as_array().cloned().unwrap_or_default() {
+                for v in doc["spec"]["versions"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                {
                     if v["served"] == false {
                         continue;
                     }
@@ -54,7 +64,10 @@ impl Crds {
     }
 
     pub fn kinds(&self) -> Vec<(String, String)> {
-        self.versions.iter().map(|v| (v.api_version.clone(), v.kind.clone())).collect()
+        self.versions
+            .iter()
+            .map(|v| (v.api_version.clone(), v.kind.clone()))
+            .collect()
     }
 
     /// Whether a CRD for this object's apiVersion and kind is loaded.
@@ -64,7 +77,9 @@ impl Crds {
 
     fn find(&self, obj: &Value) -> Option<&Version> {
         let (av, kind) = (obj["apiVersion"].as_str()?, obj["kind"].as_str()?);
-        self.versions.iter().find(|v| v.api_version == av && v.kind == kind)
+        self.versions
+            .iter()
+            .find(|v| v.api_version == av && v.kind == kind)
     }
 
     /// Every problem with `obj`, each as `path: message`; empty when valid.
@@ -91,7 +106,10 @@ impl Crds {
         if errors.is_empty() {
             if let Err(e) = kube_cel::Validator::new().validate(&v.schema, &body, None) {
                 for x in e.into_vec() {
-                    errors.push(format!("{}: {} (rule `{}`)", x.field_path, x.message, x.rule));
+                    errors.push(format!(
+                        "{}: {} (rule `{}`)",
+                        x.field_path, x.message, x.rule
+                    ));
                 }
             }
         }
@@ -113,7 +131,11 @@ pub fn parse_yaml_docs(text: &str) -> std::result::Result<Vec<Value>, String> {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -222,7 +244,14 @@ fn check(s: &Value, v: &Value, path: &str, errors: &mut Vec<String>) {
                 None => matching >= 1,
             };
             if !ok {
-                errors.push(format!("{here}: must match {} of its {kw} alternatives ({matching} match)", if need.is_some() { "exactly one" } else { "at least one" }));
+                errors.push(format!(
+                    "{here}: must match {} of its {kw} alternatives ({matching} match)",
+                    if need.is_some() {
+                        "exactly one"
+                    } else {
+                        "at least one"
+                    }
+                ));
             }
         }
     }
@@ -257,7 +286,10 @@ fn check_object(s: &Value, map: &Map<String, Value>, path: &str, errors: &mut Ve
     }
     if let Some(max) = s["maxProperties"].as_u64() {
         if map.len() as u64 > max {
-            errors.push(format!("{}: more than {max} properties", if path.is_empty() { "<root>" } else { path }));
+            errors.push(format!(
+                "{}: more than {max} properties",
+                if path.is_empty() { "<root>" } else { path }
+            ));
         }
     }
     for (k, val) in map {
@@ -301,14 +333,38 @@ mod tests {
         };
         assert!(errs(json!({"url": "x", "n": 3, "mode": "A", "list": ["ok"], "free": {"any": 1}, "map": {"a": "b"}, "port": "http"})).is_empty());
         assert_eq!(errs(json!({})), vec!["url: required"]);
-        assert_eq!(errs(json!({"url": "x", "n": 11})), vec!["n: 11 is above the maximum 10"]);
-        assert_eq!(errs(json!({"url": "x", "n": "3"})), vec!["n: expected integer, got string"]);
-        assert_eq!(errs(json!({"url": "x", "mode": "C"})), vec!["mode: \"C\" is not one of [\"A\", \"B\"]"]);
-        assert_eq!(errs(json!({"url": "x", "list": ["a", "b"]})), vec!["list: more than 1 items"]);
-        assert_eq!(errs(json!({"url": "x", "list": ["A"]})), vec!["list[0]: \"A\" does not match ^[a-z]+$"]);
-        assert_eq!(errs(json!({"url": "x", "typo": 1})), vec!["typo: unknown field"]);
-        assert_eq!(errs(json!({"url": "x", "map": {"a": 1}})), vec!["map.a: expected string, got integer"]);
-        assert_eq!(errs(json!({"url": "x", "port": true})), vec!["port: expected integer or string, got boolean"]);
+        assert_eq!(
+            errs(json!({"url": "x", "n": 11})),
+            vec!["n: 11 is above the maximum 10"]
+        );
+        assert_eq!(
+            errs(json!({"url": "x", "n": "3"})),
+            vec!["n: expected integer, got string"]
+        );
+        assert_eq!(
+            errs(json!({"url": "x", "mode": "C"})),
+            vec!["mode: \"C\" is not one of [\"A\", \"B\"]"]
+        );
+        assert_eq!(
+            errs(json!({"url": "x", "list": ["a", "b"]})),
+            vec!["list: more than 1 items"]
+        );
+        assert_eq!(
+            errs(json!({"url": "x", "list": ["A"]})),
+            vec!["list[0]: \"A\" does not match ^[a-z]+$"]
+        );
+        assert_eq!(
+            errs(json!({"url": "x", "typo": 1})),
+            vec!["typo: unknown field"]
+        );
+        assert_eq!(
+            errs(json!({"url": "x", "map": {"a": 1}})),
+            vec!["map.a: expected string, got integer"]
+        );
+        assert_eq!(
+            errs(json!({"url": "x", "port": true})),
+            vec!["port: expected integer or string, got boolean"]
+        );
     }
 
     #[test]

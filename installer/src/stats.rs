@@ -28,7 +28,9 @@ impl Row {
 }
 
 fn gate_label(v: f64) -> String {
-    GateState::from_u8(v.round().clamp(0.0, 255.0) as u8).label().to_string()
+    GateState::from_u8(v.round().clamp(0.0, 255.0) as u8)
+        .label()
+        .to_string()
 }
 
 /// Gate state per version from scraped gauges. With several proxies the worst
@@ -43,7 +45,9 @@ fn gates(stats: &[Stats]) -> BTreeMap<String, f64> {
     let mut out: BTreeMap<String, f64> = BTreeMap::new();
     for s in stats {
         for x in s.matching("canary_gate_state", &[]) {
-            let Some(v) = x.labels.get("canary_version") else { continue };
+            let Some(v) = x.labels.get("canary_version") else {
+                continue;
+            };
             let e = out.entry(v.clone()).or_insert(x.value);
             if severity(x.value) > severity(*e) {
                 *e = x.value;
@@ -58,8 +62,15 @@ pub fn rows_from_scrapes(scrapes: &[Stats]) -> Vec<Row> {
     let mut acc: BTreeMap<(String, String), (f64, f64, Stats)> = BTreeMap::new();
     for s in scrapes {
         for x in &s.samples {
-            let (Some(v), Some(c)) = (x.labels.get("canary_version"), x.labels.get("canary_cohort")) else { continue };
-            let e = acc.entry((v.clone(), c.clone())).or_insert_with(|| (0.0, 0.0, Stats::default()));
+            let (Some(v), Some(c)) = (
+                x.labels.get("canary_version"),
+                x.labels.get("canary_cohort"),
+            ) else {
+                continue;
+            };
+            let e = acc
+                .entry((v.clone(), c.clone()))
+                .or_insert_with(|| (0.0, 0.0, Stats::default()));
             match x.name.as_str() {
                 "canary_requests_total" => e.0 += x.value,
                 "canary_errors_total" => e.1 += x.value,
@@ -71,7 +82,9 @@ pub fn rows_from_scrapes(scrapes: &[Stats]) -> Vec<Row> {
     let gates = gates(scrapes);
     acc.into_iter()
         .map(|((version, cohort), (requests, errors, hist))| Row {
-            p99_ms: hist.quantile_bucket("canary_request_duration_microseconds", &[], 0.99).map(|us| us / 1000.0),
+            p99_ms: hist
+                .quantile_bucket("canary_request_duration_microseconds", &[], 0.99)
+                .map(|us| us / 1000.0),
             gate: gates.get(&version).map(|g| gate_label(*g)),
             version,
             cohort,
@@ -82,21 +95,43 @@ pub fn rows_from_scrapes(scrapes: &[Stats]) -> Vec<Row> {
 }
 
 /// One instant query against a Prometheus server.
-pub async fn query(http: &Http, base: &str, promql: &str) -> Result<Vec<(BTreeMap<String, String>, f64)>> {
-    let url = format!("{}/api/v1/query?query={}", base.trim_end_matches('/'), urlencoding::encode(promql));
-    let err = |m: String| Error::Prometheus { url: base.to_string(), message: m };
+pub async fn query(
+    http: &Http,
+    base: &str,
+    promql: &str,
+) -> Result<Vec<(BTreeMap<String, String>, f64)>> {
+    let url = format!(
+        "{}/api/v1/query?query={}",
+        base.trim_end_matches('/'),
+        urlencoding::encode(promql)
+    );
+    let err = |m: String| Error::Prometheus {
+        url: base.to_string(),
+        message: m,
+    };
     let r = http.get(&url, &[]).await.map_err(|e| err(e.to_string()))?;
-    let v: Value = serde_json::from_slice(&r.body).map_err(|e| err(format!("answer {}: {e}", r.status)))?;
+    let v: Value =
+        serde_json::from_slice(&r.body).map_err(|e| err(format!("answer {}: {e}", r.status)))?;
     if v["status"] != "success" {
-        return Err(err(format!("{} for `{promql}`", v["error"].as_str().unwrap_or("query failed"))));
+        return Err(err(format!(
+            "{} for `{promql}`",
+            v["error"].as_str().unwrap_or("query failed")
+        )));
     }
     let mut out = vec![];
     for item in v["data"]["result"].as_array().cloned().unwrap_or_default() {
         let labels: BTreeMap<String, String> = item["metric"]
             .as_object()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect()
+            })
             .unwrap_or_default();
-        let value = item["value"][1].as_str().and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+        let value = item["value"][1]
+            .as_str()
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(f64::NAN);
         out.push((labels, value));
     }
     Ok(out)
@@ -118,14 +153,24 @@ pub fn queries(window: &str) -> [String; 4] {
 pub async fn rows_from_prometheus(http: &Http, base: &str, window: &str) -> Result<Vec<Row>> {
     let [rq, eq, pq, gq] = queries(window);
     let key = |l: &BTreeMap<String, String>| -> Option<(String, String)> {
-        Some((l.get("canary_version")?.clone(), l.get("canary_cohort")?.clone()))
+        Some((
+            l.get("canary_version")?.clone(),
+            l.get("canary_cohort")?.clone(),
+        ))
     };
     let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
     for (l, v) in query(http, base, &rq).await? {
         if let Some((version, cohort)) = key(&l) {
             rows.insert(
                 (version.clone(), cohort.clone()),
-                Row { version, cohort, requests: v.round(), errors: 0.0, p99_ms: None, gate: None },
+                Row {
+                    version,
+                    cohort,
+                    requests: v.round(),
+                    errors: 0.0,
+                    p99_ms: None,
+                    gate: None,
+                },
             );
         }
     }
@@ -152,9 +197,16 @@ pub async fn rows_from_prometheus(http: &Http, base: &str, window: &str) -> Resu
 }
 
 /// The gate state of `version` from Prometheus (worst across proxies).
-pub async fn gate_from_prometheus(http: &Http, base: &str, version: &str) -> Result<Option<String>> {
+pub async fn gate_from_prometheus(
+    http: &Http,
+    base: &str,
+    version: &str,
+) -> Result<Option<String>> {
     let q = format!("max by (canary_version) (canary_gate_state{{canary_version=\"{version}\"}})");
-    Ok(query(http, base, &q).await?.first().map(|(_, v)| gate_label(*v)))
+    Ok(query(http, base, &q)
+        .await?
+        .first()
+        .map(|(_, v)| gate_label(*v)))
 }
 
 /// The gate state of `version` from sidecar scrapes (worst across pods).
@@ -163,14 +215,18 @@ pub fn gate_from_scrapes(scrapes: &[Stats], version: &str) -> Option<String> {
 }
 
 pub fn table(rows: &[Row]) -> String {
-    let mut out = format!("{:<10} {:<10} {:>10} {:>8} {:>10} {:>9}\n", "VERSION", "COHORT", "REQUESTS", "ERRORS", "P99", "GATE");
+    let mut out = format!(
+        "{:<10} {:<10} {:>10} {:>8} {:>10} {:>9}\n",
+        "VERSION", "COHORT", "REQUESTS", "ERRORS", "P99", "GATE"
+    );
     for r in rows {
         out.push_str(&format!(
             "{:<10} {:<10} {:>10} {:>8} {:>10} {:>9}\n",
             r.version,
             r.cohort,
             r.requests,
-            r.error_ratio().map_or("-".into(), |e| format!("{:.3}%", e * 100.0)),
+            r.error_ratio()
+                .map_or("-".into(), |e| format!("{:.3}%", e * 100.0)),
             r.p99_ms.map_or("-".into(), |p| format!("{p:.1}ms")),
             r.gate.as_deref().unwrap_or("-"),
         ));

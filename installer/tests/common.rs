@@ -2,7 +2,8 @@
 //! call names its exact method, path and query, may check the body, and gets a
 //! canned answer. Unexpected or missing calls fail the test.
 
-#![allow(dead_code)]
+// Test code: a failed precondition fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
 use canary_installer::cli::Cli;
 use canary_installer::http::Http;
@@ -12,16 +13,24 @@ use http::{Request, Response};
 use kube::client::Body;
 use serde_json::{json, Value};
 
+pub type BodyCheck = Box<dyn Fn(&Value) + Send>;
+
 pub struct Call {
     pub method: &'static str,
     pub uri: String,
-    pub check_body: Option<Box<dyn Fn(&Value) + Send>>,
+    pub check_body: Option<BodyCheck>,
     pub status: u16,
     pub answer: Value,
 }
 
 pub fn call(method: &'static str, uri: &str, status: u16, answer: Value) -> Call {
-    Call { method, uri: uri.to_string(), check_body: None, status, answer }
+    Call {
+        method,
+        uri: uri.to_string(),
+        check_body: None,
+        status,
+        answer,
+    }
 }
 
 impl Call {
@@ -36,7 +45,11 @@ pub fn status(code: u16, reason: &str, message: &str) -> Value {
 }
 
 pub fn not_found(name: &str) -> Value {
-    status(404, "NotFound", &format!("wasmplugins.extensions.istio.io \"{name}\" not found"))
+    status(
+        404,
+        "NotFound",
+        &format!("wasmplugins.extensions.istio.io \"{name}\" not found"),
+    )
 }
 
 pub fn wasmplugin(name: &str, config: Value) -> Value {
@@ -64,7 +77,8 @@ pub async fn run(args: &[&str], calls: Vec<Call>) -> Result<String, String> {
             let body = req.into_body().collect_bytes().await.unwrap();
             if let Some(check) = &c.check_body {
                 assert!(!body.is_empty(), "call {i}: a body was expected");
-                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::String(String::from_utf8_lossy(&body).into()));
+                let v: Value = serde_json::from_slice(&body)
+                    .unwrap_or(Value::String(String::from_utf8_lossy(&body).into()));
                 check(&v);
             }
             // A string answer is sent as text (a sidecar's /stats/prometheus).
@@ -72,7 +86,11 @@ pub async fn run(args: &[&str], calls: Vec<Call>) -> Result<String, String> {
                 Value::String(text) => ("text/plain", text.clone().into_bytes()),
                 v => ("application/json", serde_json::to_vec(v).unwrap()),
             };
-            let resp = Response::builder().status(c.status).header("content-type", ct).body(Body::from(bytes)).unwrap();
+            let resp = Response::builder()
+                .status(c.status)
+                .header("content-type", ct)
+                .body(Body::from(bytes))
+                .unwrap();
             send.send_response(resp);
         }
         expected
@@ -81,8 +99,14 @@ pub async fn run(args: &[&str], calls: Vec<Call>) -> Result<String, String> {
     let mut argv = vec!["canaryctl"];
     argv.extend_from_slice(args);
     let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-    let kube = Kube { client, namespace: cli.namespace.clone(), dry_run: cli.dry_run };
-    let out = canary_installer::cli::run(&cli, &kube, &Http::new().unwrap()).await.map_err(|e| e.to_string());
+    let kube = Kube {
+        client,
+        namespace: cli.namespace.clone(),
+        dry_run: cli.dry_run,
+    };
+    let out = canary_installer::cli::run(&cli, &kube, &Http::new().unwrap())
+        .await
+        .map_err(|e| e.to_string());
     drop(kube);
     // Every scripted call must have been made.
     let served = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;

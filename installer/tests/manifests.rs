@@ -4,6 +4,9 @@
 //! config code; the Prometheus rules pass promtool; and every metric the rules
 //! and dashboards query is one the filter exports.
 
+// Test code: a failed precondition fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -15,7 +18,10 @@ use serde_json::{json, Value};
 const SHA: &str = "abababababababababababababababababababababababababababababababab";
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn crds() -> Crds {
@@ -48,7 +54,11 @@ fn shipped_objects() -> Vec<(String, Value)> {
             continue;
         }
         let text = std::fs::read_to_string(&f).unwrap();
-        for (i, doc) in parse_yaml_docs(&text).unwrap_or_else(|e| panic!("{rel}: {e}")).into_iter().enumerate() {
+        for (i, doc) in parse_yaml_docs(&text)
+            .unwrap_or_else(|e| panic!("{rel}: {e}"))
+            .into_iter()
+            .enumerate()
+        {
             out.push((format!("{rel}#{i}"), doc));
         }
     }
@@ -61,9 +71,14 @@ fn every_shipped_istio_object_passes_the_crd_schema_and_cel_rules() {
     let objects = shipped_objects();
     let mut istio = 0;
     for (name, obj) in &objects {
-        let av = obj["apiVersion"].as_str().unwrap_or_else(|| panic!("{name}: no apiVersion"));
+        let av = obj["apiVersion"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no apiVersion"));
         assert!(obj["kind"].is_string(), "{name}: no kind");
-        assert!(obj["metadata"]["name"].is_string(), "{name}: no metadata.name");
+        assert!(
+            obj["metadata"]["name"].is_string(),
+            "{name}: no metadata.name"
+        );
         if av.contains(".istio.io/") && !av.starts_with("install.istio.io/") {
             let errors = crds.validate(obj);
             assert!(errors.is_empty(), "{name}: {errors:#?}");
@@ -78,7 +93,8 @@ fn every_shipped_plugin_config_passes_the_filters_own_validation() {
     let mut n = 0;
     for (name, obj) in shipped_objects() {
         if obj["kind"] == "WasmPlugin" {
-            let cfg = validate_plugin_config(&obj["spec"]["pluginConfig"]).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let cfg = validate_plugin_config(&obj["spec"]["pluginConfig"])
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
             n += 1;
             if name.contains("08-slo-gates") {
                 assert_eq!(cfg.gates.unwrap().canary_version.as_deref(), Some("v2"));
@@ -86,15 +102,27 @@ fn every_shipped_plugin_config_passes_the_filters_own_validation() {
         }
     }
     assert!(n >= 5);
+    // The pluginConfig `make wasm-deploy` ships.
+    let v: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("manifests/module/plugin-config.json")).unwrap(),
+    )
+    .unwrap();
+    validate_plugin_config(&v).unwrap();
 }
 
 fn render(args: &[&str]) -> Vec<Value> {
     let mut argv = vec!["canaryctl", "-o", "json", "render"];
     argv.extend_from_slice(args);
     let cli = Cli::try_parse_from(argv).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let http = canary_installer::http::Http::new().unwrap();
-    let out = rt.block_on(canary_installer::cli::run_offline(&cli, &http)).unwrap().unwrap();
+    let out = rt
+        .block_on(canary_installer::cli::run_offline(&cli, &http))
+        .unwrap()
+        .unwrap();
     serde_json::from_str::<Vec<Value>>(&out).unwrap()
 }
 
@@ -105,15 +133,75 @@ fn every_rendered_object_passes_the_crd_schema_and_cel_rules() {
     std::fs::write(wasm.path(), b"\0asm\x01\0\0\0").unwrap();
     let w = wasm.path().to_str().unwrap();
     let gates = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
-    std::fs::write(gates.path(), json!({"sticky": {"percent": 50}, "gates": {"canaryVersion": "v2"}}).to_string()).unwrap();
+    std::fs::write(
+        gates.path(),
+        json!({"sticky": {"percent": 50}, "gates": {"canaryVersion": "v2"}}).to_string(),
+    )
+    .unwrap();
     let g = gates.path().to_str().unwrap();
     let variants: Vec<Vec<&str>> = vec![
-        vec!["--selector", "app=productpage", "--image", "oci://localhost:5001/canary/filter:v1", "--wasm", w],
-        vec!["--selector", "app=reviews", "--mode", "server", "--port", "9080", "--url", "https://example.com/f.wasm", "--wasm", w],
-        vec!["--target-ref", "Service/reviews", "--mode", "both", "--file", "/var/lib/f.wasm", "--sha256", SHA],
-        vec!["--target-ref", "Gateway/ingress", "--phase", "AUTHZ", "--priority", "10", "--fail-strategy", "FAIL_OPEN",
-             "--pull-policy", "Always", "--pull-secret", "regcred", "--env", "A=b", "--image", "ghcr.io/acme/canary:1", "--config", g],
-        vec!["--selector", "app=productpage", "--image", "localhost:5001/canary/filter", "--wasm", w, "--step-mode", "weights", "--config", g],
+        vec![
+            "--selector",
+            "app=productpage",
+            "--image",
+            "oci://localhost:5001/canary/filter:v1",
+            "--wasm",
+            w,
+        ],
+        vec![
+            "--selector",
+            "app=reviews",
+            "--mode",
+            "server",
+            "--port",
+            "9080",
+            "--url",
+            "https://example.com/f.wasm",
+            "--wasm",
+            w,
+        ],
+        vec![
+            "--target-ref",
+            "Service/reviews",
+            "--mode",
+            "both",
+            "--file",
+            "/var/lib/f.wasm",
+            "--sha256",
+            SHA,
+        ],
+        vec![
+            "--target-ref",
+            "Gateway/ingress",
+            "--phase",
+            "AUTHZ",
+            "--priority",
+            "10",
+            "--fail-strategy",
+            "FAIL_OPEN",
+            "--pull-policy",
+            "Always",
+            "--pull-secret",
+            "regcred",
+            "--env",
+            "A=b",
+            "--image",
+            "ghcr.io/acme/canary:1",
+            "--config",
+            g,
+        ],
+        vec![
+            "--selector",
+            "app=productpage",
+            "--image",
+            "localhost:5001/canary/filter",
+            "--wasm",
+            w,
+            "--step-mode",
+            "weights",
+            "--config",
+            g,
+        ],
     ];
     for v in variants {
         for obj in render(&v) {
@@ -134,22 +222,39 @@ fn the_validator_catches_what_the_api_server_would_refuse() {
         crds.validate(&o)
     };
     // CEL: only one of targetRefs or selector.
-    let e = broken(&|o| o["spec"]["targetRefs"] = json!([{"kind": "Service", "name": "r", "group": ""}]));
-    assert!(e.iter().any(|x| x.contains("only one of targetRefs or selector can be set")), "{e:?}");
+    let e = broken(&|o| {
+        o["spec"]["targetRefs"] = json!([{"kind": "Service", "name": "r", "group": ""}])
+    });
+    assert!(
+        e.iter()
+            .any(|x| x.contains("only one of targetRefs or selector can be set")),
+        "{e:?}"
+    );
     // CEL: url scheme.
     let e = broken(&|o| o["spec"]["url"] = json!("ftp://x/f.wasm"));
-    assert!(e.iter().any(|x| x.contains("url must have schema one of")), "{e:?}");
+    assert!(
+        e.iter().any(|x| x.contains("url must have schema one of")),
+        "{e:?}"
+    );
     // Structural: enum, unknown field, type.
     let e = broken(&|o| o["spec"]["failStrategy"] = json!("FAIL_LATER"));
-    assert!(e.iter().any(|x| x.starts_with("spec.failStrategy:")), "{e:?}");
+    assert!(
+        e.iter().any(|x| x.starts_with("spec.failStrategy:")),
+        "{e:?}"
+    );
     let e = broken(&|o| o["spec"]["urll"] = json!("x"));
     assert!(e.iter().any(|x| x == "spec.urll: unknown field"), "{e:?}");
     let e = broken(&|o| o["spec"]["priority"] = json!("high"));
-    assert!(e.iter().any(|x| x.starts_with("spec.priority: expected integer")), "{e:?}");
+    assert!(
+        e.iter()
+            .any(|x| x.starts_with("spec.priority: expected integer")),
+        "{e:?}"
+    );
     // A VirtualService header match with two match types at once (oneOf).
     let mut vs = render(&["--selector", "app=p", "--file", "/f.wasm", "--sha256", SHA])[1].clone();
     assert!(crds.validate(&vs).is_empty());
-    vs["spec"]["http"][0]["match"][0]["headers"]["x-canary-cohort"] = json!({"exact": "a", "prefix": "b"});
+    vs["spec"]["http"][0]["match"][0]["headers"]["x-canary-cohort"] =
+        json!({"exact": "a", "prefix": "b"});
     let e = crds.validate(&vs);
     assert!(e.iter().any(|x| x.contains("exactly one")), "{e:?}");
 }
@@ -157,8 +262,15 @@ fn the_validator_catches_what_the_api_server_would_refuse() {
 #[test]
 fn the_prometheus_rules_pass_promtool_check_and_unit_tests() {
     let dir = root().join("manifests/prometheus");
-    for args in [vec!["check", "rules", "rules.yaml"], vec!["test", "rules", "rules_test.yaml"]] {
-        let out = Command::new("promtool").args(&args).current_dir(&dir).output().expect("promtool (make setup installs it)");
+    for args in [
+        vec!["check", "rules", "rules.yaml"],
+        vec!["test", "rules", "rules_test.yaml"],
+    ] {
+        let out = Command::new("promtool")
+            .args(&args)
+            .current_dir(&dir)
+            .output()
+            .expect("promtool (make setup installs it)");
         assert!(
             out.status.success(),
             "promtool {args:?}:\n{}{}",
@@ -172,10 +284,21 @@ fn the_prometheus_rules_pass_promtool_check_and_unit_tests() {
 fn exported() -> Vec<String> {
     use canary_core::gates::engine::*;
     use canary_core::metrics::{DURATION, ERRORS, REQUESTS};
-    let mut v: Vec<String> = [REQUESTS, ERRORS, STATE, WITHDRAWN, engine_requests(), ERROR_RATIO, BURN_RATE, P99, HEARTBEAT, TICKS]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut v: Vec<String> = [
+        REQUESTS,
+        ERRORS,
+        STATE,
+        WITHDRAWN,
+        engine_requests(),
+        ERROR_RATIO,
+        BURN_RATE,
+        P99,
+        HEARTBEAT,
+        TICKS,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     for suffix in ["_bucket", "_sum", "_count"] {
         v.push(format!("{DURATION}{suffix}"));
     }
@@ -190,22 +313,40 @@ fn engine_requests() -> &'static str {
 fn every_metric_queried_by_rules_dashboards_and_gates_is_exported() {
     let exported = exported();
     let rules = std::fs::read_to_string(root().join("manifests/prometheus/rules.yaml")).unwrap();
-    let recorded: Vec<String> = rules.lines().filter_map(|l| l.trim().strip_prefix("- record: ")).map(str::to_string).collect();
+    let recorded: Vec<String> = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- record: "))
+        .map(str::to_string)
+        .collect();
     let re = regex::Regex::new(r"\bcanary(?::[a-z0-9_]+:[a-z0-9_]+|_[a-z0-9_]+)").unwrap();
     let mut checked = 0;
-    for f in ["manifests/prometheus/rules.yaml", "manifests/grafana/canary-dashboard.json", "manifests/flagger/metric-template.yaml", "manifests/argo/analysis-template.yaml"] {
+    for f in [
+        "manifests/prometheus/rules.yaml",
+        "manifests/grafana/canary-dashboard.json",
+        "manifests/flagger/metric-template.yaml",
+        "manifests/argo/analysis-template.yaml",
+    ] {
         let text = std::fs::read_to_string(root().join(f)).unwrap();
         for m in re.find_iter(&text) {
             let name = m.as_str();
             // Label names (canary_version=...) and template names are not metrics.
             let after = &text[m.end()..];
-            if after.starts_with('=') || after.starts_with("\"") || after.starts_with(',') || after.starts_with(')') && name.matches('_').count() == 1 {
+            if after.starts_with('=')
+                || after.starts_with("\"")
+                || after.starts_with(',')
+                || after.starts_with(')') && name.matches('_').count() == 1
+            {
                 continue;
             }
-            if canary_core::metrics::TAGS.contains(&name) || ["canary-error-ratio", "canary-slo"].contains(&name) {
+            if canary_core::metrics::TAGS.contains(&name)
+                || ["canary-error-ratio", "canary-slo"].contains(&name)
+            {
                 continue;
             }
-            assert!(exported.iter().any(|e| e == name) || recorded.iter().any(|r| r == name), "{f}: {name} is not a metric the filter exports");
+            assert!(
+                exported.iter().any(|e| e == name) || recorded.iter().any(|r| r == name),
+                "{f}: {name} is not a metric the filter exports"
+            );
             checked += 1;
         }
     }

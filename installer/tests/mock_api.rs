@@ -1,6 +1,9 @@
 //! Every cluster command against kube's tower-test mock API server, asserting
 //! the exact method, path, query and body, including the error paths.
 
+// Test code: a failed precondition fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::{call, json_file, not_found, run, status, wasm_file, wasmplugin};
@@ -22,25 +25,55 @@ async fn deploy_validates_then_applies_the_wasmplugin_with_its_field_manager() {
     let sha = canary_installer::oci::sha256_hex(b"\0asm\x01\0\0\0");
     let cfg = json_file(&json!({"sticky": {"percent": 10}}));
     let args = [
-        "deploy", "--selector", "app=productpage", "--file", "/var/lib/canary.wasm",
-        "--wasm", wasm.path().to_str().unwrap(), "--config", cfg.path().to_str().unwrap(), "--port", "9080",
+        "deploy",
+        "--selector",
+        "app=productpage",
+        "--file",
+        "/var/lib/canary.wasm",
+        "--wasm",
+        wasm.path().to_str().unwrap(),
+        "--config",
+        cfg.path().to_str().unwrap(),
+        "--port",
+        "9080",
     ];
     let sha2 = sha.clone();
     let out = run(
         &args,
         vec![
             call("GET", WP, 404, not_found("canary")),
-            call("PATCH", &wp(APPLY_DEPLOY), 201, wasmplugin("canary", json!({}))).body(move |b| {
+            call(
+                "PATCH",
+                &wp(APPLY_DEPLOY),
+                201,
+                wasmplugin("canary", json!({})),
+            )
+            .body(move |b| {
                 assert_eq!(b["apiVersion"], "extensions.istio.io/v1alpha1");
                 assert_eq!(b["kind"], "WasmPlugin");
-                assert_eq!(b["metadata"]["labels"]["app.kubernetes.io/managed-by"], "canaryctl");
+                assert_eq!(
+                    b["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+                    "canaryctl"
+                );
                 let s = &b["spec"];
                 assert_eq!(s["url"], "file:///var/lib/canary.wasm");
                 assert_eq!(s["sha256"], sha2.as_str());
-                assert_eq!(s["selector"], json!({"matchLabels": {"app": "productpage"}}));
-                assert_eq!(s["match"], json!([{"mode": "CLIENT", "ports": [{"number": 9080}]}]));
-                assert_eq!((s["phase"].as_str(), s["failStrategy"].as_str()), (Some("AUTHN"), Some("FAIL_RELOAD")));
-                assert_eq!(s["pluginConfig"], json!({"sticky": {"percent": 10}, "version": {"direction": "client"}}));
+                assert_eq!(
+                    s["selector"],
+                    json!({"matchLabels": {"app": "productpage"}})
+                );
+                assert_eq!(
+                    s["match"],
+                    json!([{"mode": "CLIENT", "ports": [{"number": 9080}]}])
+                );
+                assert_eq!(
+                    (s["phase"].as_str(), s["failStrategy"].as_str()),
+                    (Some("AUTHN"), Some("FAIL_RELOAD"))
+                );
+                assert_eq!(
+                    s["pluginConfig"],
+                    json!({"sticky": {"percent": 10}, "version": {"direction": "client"}})
+                );
             }),
         ],
     )
@@ -54,7 +87,17 @@ async fn deploy_keeps_the_live_plugin_config_when_none_is_given() {
     let live = json!({"sticky": {"percent": 50}, "version": {"direction": "server"}});
     let live2 = live.clone();
     run(
-        &["deploy", "--selector", "app=reviews", "--mode", "server", "--url", "https://example.invalid/f.wasm", "--sha256", SHA],
+        &[
+            "deploy",
+            "--selector",
+            "app=reviews",
+            "--mode",
+            "server",
+            "--url",
+            "https://example.invalid/f.wasm",
+            "--sha256",
+            SHA,
+        ],
         vec![
             call("GET", WP, 200, wasmplugin("canary", live.clone())),
             call("PATCH", &wp(APPLY_DEPLOY), 200, wasmplugin("canary", live)).body(move |b| {
@@ -72,11 +115,31 @@ async fn deploy_keeps_the_live_plugin_config_when_none_is_given() {
 #[tokio::test]
 async fn a_dry_run_deploy_asks_the_api_server_for_dry_run_all() {
     run(
-        &["--dry-run", "deploy", "--target-ref", "Service/reviews", "--file", "/m.wasm", "--sha256", SHA, "--force-conflicts"],
+        &[
+            "--dry-run",
+            "deploy",
+            "--target-ref",
+            "Service/reviews",
+            "--file",
+            "/m.wasm",
+            "--sha256",
+            SHA,
+            "--force-conflicts",
+        ],
         vec![
             call("GET", WP, 404, not_found("canary")),
-            call("PATCH", &wp("?&dryRun=All&force=true&fieldManager=canaryctl&fieldValidation=Strict"), 200, wasmplugin("canary", json!({})))
-                .body(|b| assert_eq!(b["spec"]["targetRefs"], json!([{"group": "", "kind": "Service", "name": "reviews"}]))),
+            call(
+                "PATCH",
+                &wp("?&dryRun=All&force=true&fieldManager=canaryctl&fieldValidation=Strict"),
+                200,
+                wasmplugin("canary", json!({})),
+            )
+            .body(|b| {
+                assert_eq!(
+                    b["spec"]["targetRefs"],
+                    json!([{"group": "", "kind": "Service", "name": "reviews"}])
+                )
+            }),
         ],
     )
     .await
@@ -86,20 +149,47 @@ async fn a_dry_run_deploy_asks_the_api_server_for_dry_run_all() {
 #[tokio::test]
 async fn an_invalid_plugin_config_is_refused_before_any_request() {
     let cfg = json_file(&json!({"sticky": {"percent": 120}}));
-    let err = run(&["deploy", "--file", "/m.wasm", "--sha256", SHA, "--config", cfg.path().to_str().unwrap()], vec![])
-        .await
-        .unwrap_err();
-    assert_eq!(err, "invalid pluginConfig: pluginConfig field `sticky.percent`: 120 is outside 0-100");
+    let err = run(
+        &[
+            "deploy",
+            "--file",
+            "/m.wasm",
+            "--sha256",
+            SHA,
+            "--config",
+            cfg.path().to_str().unwrap(),
+        ],
+        vec![],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err,
+        "invalid pluginConfig: pluginConfig field `sticky.percent`: 120 is outside 0-100"
+    );
     let cfg = json_file(&json!({"cohort": []}));
-    let err = run(&["deploy", "--file", "/m.wasm", "--sha256", SHA, "--config", cfg.path().to_str().unwrap()], vec![])
-        .await
-        .unwrap_err();
+    let err = run(
+        &[
+            "deploy",
+            "--file",
+            "/m.wasm",
+            "--sha256",
+            SHA,
+            "--config",
+            cfg.path().to_str().unwrap(),
+        ],
+        vec![],
+    )
+    .await
+    .unwrap_err();
     assert!(err.contains("field `cohort`: unknown field"), "{err}");
 }
 
 #[tokio::test]
 async fn a_malformed_sha256_is_refused_before_any_request() {
-    let err = run(&["deploy", "--file", "/m.wasm", "--sha256", "abc"], vec![]).await.unwrap_err();
+    let err = run(&["deploy", "--file", "/m.wasm", "--sha256", "abc"], vec![])
+        .await
+        .unwrap_err();
     assert_eq!(err, "--sha256 \"abc\" must be 64 lowercase hex digits");
 }
 
@@ -107,7 +197,16 @@ async fn a_malformed_sha256_is_refused_before_any_request() {
 async fn a_missing_crd_says_istio_is_not_installed() {
     let err = run(
         &["deploy", "--file", "/m.wasm", "--sha256", SHA],
-        vec![call("GET", WP, 404, status(404, "NotFound", "the server could not find the requested resource"))],
+        vec![call(
+            "GET",
+            WP,
+            404,
+            status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            ),
+        )],
     )
     .await
     .unwrap_err();
@@ -132,7 +231,10 @@ async fn forbidden_and_conflict_answers_give_one_clear_line() {
     )
     .await
     .unwrap_err();
-    assert!(err.starts_with("conflict: Apply failed with 1 conflict"), "{err}");
+    assert!(
+        err.starts_with("conflict: Apply failed with 1 conflict"),
+        "{err}"
+    );
     assert!(err.contains("--force-conflicts"), "{err}");
     assert!(!err.contains('\n'));
 }
@@ -159,9 +261,19 @@ async fn set_changes_only_the_plugin_config_under_the_rollout_manager() {
     .await
     .unwrap();
     assert_eq!(out, "pluginConfig of default/canary updated\n");
-    let err = run(&["set", "--percent", "101"], vec![call("GET", WP, 200, wasmplugin("canary", json!({})))]).await.unwrap_err();
+    let err = run(
+        &["set", "--percent", "101"],
+        vec![call("GET", WP, 200, wasmplugin("canary", json!({})))],
+    )
+    .await
+    .unwrap_err();
     assert!(err.contains("sticky.percent"), "{err}");
-    let err = run(&["set", "--percent", "5"], vec![call("GET", WP, 404, not_found("canary"))]).await.unwrap_err();
+    let err = run(
+        &["set", "--percent", "5"],
+        vec![call("GET", WP, 404, not_found("canary"))],
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err, "WasmPlugin default/canary not found");
 }
 
@@ -191,7 +303,12 @@ async fn promote_refuses_unless_every_sidecar_reads_pass() {
     let err = run(
         &["promote"],
         vec![
-            call("GET", WP, 200, wasmplugin("canary", json!({"sticky": {"percent": 10}}))),
+            call(
+                "GET",
+                WP,
+                200,
+                wasmplugin("canary", json!({"sticky": {"percent": 10}})),
+            ),
             call("GET", PODS, 200, pods(&["pp-1", "pp-2"])),
             call("GET", &proxy("pp-1"), 200, scrape(1)),
             call("GET", &proxy("pp-2"), 200, scrape(2)),
@@ -233,17 +350,40 @@ async fn forced_promotion_says_what_it_forced_past_and_the_last_step_moves_the_w
     let out = run(
         &["promote", "--force", "--step-mode", "sticky"],
         vec![
-            call("GET", WP, 200, wasmplugin("canary", json!({"sticky": {"percent": 50}}))),
+            call(
+                "GET",
+                WP,
+                200,
+                wasmplugin("canary", json!({"sticky": {"percent": 50}})),
+            ),
             call("GET", PODS, 200, pods(&[])),
-            call("GET", WP, 200, wasmplugin("canary", json!({"sticky": {"percent": 50}}))),
-            call("PATCH", &wp(APPLY_ROLLOUT), 200, wasmplugin("canary", json!({}))),
-            call("PATCH", &format!("{VS}{APPLY_ROLLOUT}"), 200, json!({"metadata": {"name": "reviews-canary"}}))
-                .body(|b| assert_eq!(b["spec"]["http"][1]["route"][1]["weight"], 100)),
+            call(
+                "GET",
+                WP,
+                200,
+                wasmplugin("canary", json!({"sticky": {"percent": 50}})),
+            ),
+            call(
+                "PATCH",
+                &wp(APPLY_ROLLOUT),
+                200,
+                wasmplugin("canary", json!({})),
+            ),
+            call(
+                "PATCH",
+                &format!("{VS}{APPLY_ROLLOUT}"),
+                200,
+                json!({"metadata": {"name": "reviews-canary"}}),
+            )
+            .body(|b| assert_eq!(b["spec"]["http"][1]["route"][1]["weight"], 100)),
         ],
     )
     .await
     .unwrap();
-    assert!(out.starts_with("forced past: no gate state for v2"), "{out}");
+    assert!(
+        out.starts_with("forced past: no gate state for v2"),
+        "{out}"
+    );
     assert!(out.ends_with("promoted v2 from 50 % to 100 %\n"), "{out}");
 }
 
@@ -252,10 +392,25 @@ async fn rollback_returns_to_stable_without_asking_the_gate() {
     let out = run(
         &["rollback"],
         vec![
-            call("GET", WP, 200, wasmplugin("canary", json!({"sticky": {"percent": 50}}))),
-            call("PATCH", &wp(APPLY_ROLLOUT), 200, wasmplugin("canary", json!({})))
-                .body(|b| assert_eq!(b["spec"]["pluginConfig"]["sticky"]["percent"], 0)),
-            call("PATCH", &format!("{VS}{APPLY_ROLLOUT}"), 200, json!({"metadata": {"name": "reviews-canary"}})),
+            call(
+                "GET",
+                WP,
+                200,
+                wasmplugin("canary", json!({"sticky": {"percent": 50}})),
+            ),
+            call(
+                "PATCH",
+                &wp(APPLY_ROLLOUT),
+                200,
+                wasmplugin("canary", json!({})),
+            )
+            .body(|b| assert_eq!(b["spec"]["pluginConfig"]["sticky"]["percent"], 0)),
+            call(
+                "PATCH",
+                &format!("{VS}{APPLY_ROLLOUT}"),
+                200,
+                json!({"metadata": {"name": "reviews-canary"}}),
+            ),
         ],
     )
     .await
@@ -267,12 +422,26 @@ async fn rollback_returns_to_stable_without_asking_the_gate() {
 async fn status_shows_the_module_and_the_matched_pods() {
     let out = run(
         &["status"],
-        vec![call("GET", WP, 200, wasmplugin("canary", json!({"sticky": {"percent": 10}}))), call("GET", PODS, 200, pods(&["pp-1"]))],
+        vec![
+            call(
+                "GET",
+                WP,
+                200,
+                wasmplugin("canary", json!({"sticky": {"percent": 10}})),
+            ),
+            call("GET", PODS, 200, pods(&["pp-1"])),
+        ],
     )
     .await
     .unwrap();
-    assert!(out.contains("WasmPlugin default/canary  generation 4"), "{out}");
-    assert!(out.contains("module  oci://localhost:5001/canary/filter:v1"), "{out}");
+    assert!(
+        out.contains("WasmPlugin default/canary  generation 4"),
+        "{out}"
+    );
+    assert!(
+        out.contains("module  oci://localhost:5001/canary/filter:v1"),
+        "{out}"
+    );
     assert!(out.contains("step 10.0 %"), "{out}");
     assert!(out.contains("pp-1  Running  sidecar yes"), "{out}");
 }
@@ -281,12 +450,18 @@ async fn status_shows_the_module_and_the_matched_pods() {
 async fn stats_reads_the_sidecars_through_the_pod_proxy() {
     let out = run(
         &["stats", "-o", "json"],
-        vec![call("GET", PODS, 200, pods(&["pp-1"])), call("GET", &proxy("pp-1"), 200, scrape(3))],
+        vec![
+            call("GET", PODS, 200, pods(&["pp-1"])),
+            call("GET", &proxy("pp-1"), 200, scrape(3)),
+        ],
     )
     .await
     .unwrap();
     let v: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v, json!({"version": "v2", "cohort": "canary", "requests": 40.0, "errors": 0.0, "p99_ms": null, "gate": "rollback"}));
+    assert_eq!(
+        v,
+        json!({"version": "v2", "cohort": "canary", "requests": 40.0, "errors": 0.0, "p99_ms": null, "gate": "rollback"})
+    );
 }
 
 #[tokio::test]
@@ -295,8 +470,13 @@ async fn remove_deletes_only_what_canaryctl_created() {
         &["remove"],
         vec![
             call("GET", WP, 200, wasmplugin("canary", json!({}))),
-            call("DELETE", &format!("{WP}?"), 200, json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}}))
-                .body(|b| assert!(b.get("dryRun").is_none(), "{b}")),
+            call(
+                "DELETE",
+                &format!("{WP}?"),
+                200,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}}),
+            )
+            .body(|b| assert!(b.get("dryRun").is_none(), "{b}")),
         ],
     )
     .await
@@ -304,17 +484,35 @@ async fn remove_deletes_only_what_canaryctl_created() {
     assert_eq!(out, "WasmPlugin default/canary deleted\n");
     let mut foreign = wasmplugin("canary", json!({}));
     foreign["metadata"]["labels"] = json!({"app": "someone-else"});
-    let err = run(&["remove"], vec![call("GET", WP, 200, foreign)]).await.unwrap_err();
+    let err = run(&["remove"], vec![call("GET", WP, 200, foreign)])
+        .await
+        .unwrap_err();
     assert!(err.contains("was not created by canaryctl"), "{err}");
-    let out = run(&["remove"], vec![call("GET", WP, 404, not_found("canary"))]).await.unwrap();
-    assert_eq!(out, "WasmPlugin default/canary not found: nothing to remove\n");
+    let out = run(&["remove"], vec![call("GET", WP, 404, not_found("canary"))])
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        "WasmPlugin default/canary not found: nothing to remove\n"
+    );
     let out = run(
         &["--dry-run", "remove"],
-        vec![call("GET", WP, 200, wasmplugin("canary", json!({}))), call("DELETE", &format!("{WP}?"), 200, json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}}))
+        vec![
+            call("GET", WP, 200, wasmplugin("canary", json!({}))),
+            call(
+                "DELETE",
+                &format!("{WP}?"),
+                200,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}}),
+            )
             // kube sends dry run for DELETE in the DeleteOptions body.
-            .body(|b| assert_eq!(b["dryRun"], json!(["All"])))],
+            .body(|b| assert_eq!(b["dryRun"], json!(["All"]))),
+        ],
     )
     .await
     .unwrap();
-    assert_eq!(out, "WasmPlugin default/canary would be deleted (dry run)\n");
+    assert_eq!(
+        out,
+        "WasmPlugin default/canary would be deleted (dry run)\n"
+    );
 }

@@ -10,6 +10,7 @@ pub mod certs;
 pub mod client;
 pub mod envoy;
 pub mod paths;
+pub mod services;
 pub mod sidecar;
 pub mod stats;
 pub mod traffic;

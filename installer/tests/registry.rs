@@ -1,0 +1,200 @@
+//! `push` against a real OCI registry (Debian's docker-registry on loopback):
+//! pulled back, the image is what Istio's fetcher checks for — a Docker
+//! schema2 manifest, one tar+gzip layer holding `plugin.wasm` — and its
+//! manifest digest is the `sha256` the WasmPlugin carries.
+
+// Test code: a failed precondition fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use canary_e2e::services::Registry as LocalRegistry;
+use canary_installer::cli::{run_offline, Cli};
+use canary_installer::http::Http;
+use canary_installer::oci::{ImageRef, Registry, LAYER_TYPE, MANIFEST_TYPE};
+use clap::Parser;
+use common::{call, not_found, run, wasmplugin};
+use serde_json::{json, Value};
+
+async fn offline(args: &[&str]) -> Result<String, String> {
+    let mut argv = vec!["canaryctl"];
+    argv.extend_from_slice(args);
+    let cli = Cli::try_parse_from(argv).unwrap();
+    run_offline(&cli, &Http::new().unwrap())
+        .await
+        .unwrap()
+        .map_err(|e| e.to_string())
+}
+
+fn module() -> std::path::PathBuf {
+    canary_e2e::paths::filter_wasm()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_module_pulls_back_as_istio_expects_with_the_pinned_digest() {
+    let reg = LocalRegistry::start().await;
+    let image = format!("{}/canary/filter:v1", reg.addr);
+    let wasm = module();
+    let out = offline(&[
+        "-o",
+        "json",
+        "push",
+        "--wasm",
+        wasm.to_str().unwrap(),
+        "--image",
+        &image,
+        "--plain-http",
+    ])
+    .await
+    .unwrap();
+    let pushed: Value = serde_json::from_str(&out).unwrap();
+    let digest = pushed["digest"].as_str().unwrap().to_string();
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest}"
+    );
+    assert_eq!(
+        pushed["pinned"],
+        format!("{}/canary/filter@{digest}", reg.addr)
+    );
+
+    let http = Http::new().unwrap();
+    let r: ImageRef = image.parse().unwrap();
+    let pulled = Registry::new(&http, &r, true, None).pull(&r).await.unwrap();
+    assert_eq!(pulled.manifest_media_type, MANIFEST_TYPE);
+    assert_eq!(pulled.layer_media_type, LAYER_TYPE);
+    assert_eq!(
+        pulled.wasm,
+        std::fs::read(&wasm).unwrap(),
+        "plugin.wasm differs from the module pushed"
+    );
+    assert_eq!(pulled.manifest_digest, digest);
+
+    // The registry serves the manifest under its digest too (what a pinned reference resolves).
+    let by_digest = http
+        .get(
+            &format!("http://{}/v2/canary/filter/manifests/{digest}", reg.addr),
+            &[("accept", MANIFEST_TYPE)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_digest.status, 200);
+    assert_eq!(
+        by_digest.header("docker-content-digest"),
+        Some(digest.as_str())
+    );
+
+    // render computes the same digest offline, so GitOps output pins what push uploads.
+    let rendered = offline(&[
+        "-o",
+        "json",
+        "render",
+        "--selector",
+        "app=p",
+        "--image",
+        &image,
+        "--wasm",
+        wasm.to_str().unwrap(),
+    ])
+    .await
+    .unwrap();
+    let objs: Vec<Value> = serde_json::from_str(&rendered).unwrap();
+    assert_eq!(
+        objs[0]["spec"]["sha256"],
+        digest.trim_start_matches("sha256:")
+    );
+    assert_eq!(objs[0]["spec"]["url"], format!("oci://{image}"));
+
+    // Pushing again is idempotent: same digest.
+    let again: Value = serde_json::from_str(
+        &offline(&[
+            "-o",
+            "json",
+            "push",
+            "--wasm",
+            wasm.to_str().unwrap(),
+            "--image",
+            &image,
+            "--plain-http",
+        ])
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(again["digest"], digest.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_pushes_then_applies_the_wasmplugin_pinned_to_the_manifest_digest() {
+    let reg = LocalRegistry::start().await;
+    let image = format!("{}/canary/filter:v2", reg.addr);
+    let wasm = module();
+    let expected = canary_installer::oci::Built::new(&std::fs::read(&wasm).unwrap())
+        .unwrap()
+        .digest();
+    let sha = expected.trim_start_matches("sha256:").to_string();
+    let wp = "/apis/extensions.istio.io/v1alpha1/namespaces/default/wasmplugins/canary";
+    let out = run(
+        &[
+            "deploy",
+            "--selector",
+            "app=productpage",
+            "--image",
+            &image,
+            "--wasm",
+            wasm.to_str().unwrap(),
+            "--plain-http",
+        ],
+        vec![
+            call("GET", wp, 404, not_found("canary")),
+            call(
+                "PATCH",
+                &format!("{wp}?&fieldManager=canaryctl&fieldValidation=Strict"),
+                201,
+                wasmplugin("canary", json!({})),
+            )
+            .body(move |b| assert_eq!(b["spec"]["sha256"], sha.as_str())),
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(
+        out.starts_with(&format!(
+            "pushed oci://{}/canary/filter@{expected}\n",
+            reg.addr
+        )),
+        "{out}"
+    );
+    let http = Http::new().unwrap();
+    let r: ImageRef = image.parse().unwrap();
+    assert_eq!(
+        Registry::new(&http, &r, true, None)
+            .pull(&r)
+            .await
+            .unwrap()
+            .manifest_digest,
+        expected
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_registry_is_one_clear_error() {
+    let port = canary_e2e::services::free_port();
+    let err = offline(&[
+        "push",
+        "--wasm",
+        module().to_str().unwrap(),
+        "--image",
+        &format!("127.0.0.1:{port}/canary/filter:v1"),
+        "--plain-http",
+    ])
+    .await
+    .unwrap_err();
+    assert!(
+        err.starts_with(&format!(
+            "HTTP http://127.0.0.1:{port}/v2/canary/filter/blobs/sha256:"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains('\n'), "{err}");
+}
