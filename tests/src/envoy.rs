@@ -146,6 +146,19 @@ impl Envoy {
                 v["listener_statuses"][0]["local_address"]["socket_address"]["port_value"].as_u64();
             if let Some(port) = port.filter(|p| *p > 0) {
                 envoy.listener = SocketAddr::new("127.0.0.1".parse().unwrap(), port as u16);
+                // An ECDS config Envoy refused leaves the filter without a config:
+                // say so here rather than let every request fail later.
+                let rejected =
+                    format!("extension_config_discovery.http_filter.{FILTER_NAME}.update_rejected");
+                if matches!(s.filter, crate::sidecar::FilterSpec::CanaryEcds(_))
+                    && envoy.stat(&rejected).await > 0
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    return Err(format!(
+                        "Envoy rejected the filter's initial ECDS config:\n{}",
+                        envoy.log()
+                    ));
+                }
                 return Ok(envoy);
             }
         }

@@ -10,6 +10,8 @@ pub mod certs;
 pub mod client;
 pub mod envoy;
 pub mod paths;
+pub mod report;
+pub mod sandbox;
 pub mod services;
 pub mod sidecar;
 pub mod stats;

@@ -255,23 +255,27 @@ impl Sidecar {
             .iter()
             .map(|(k, v)| (k.clone(), json!(v)))
             .collect();
-        let mut seen = std::collections::BTreeSet::new();
-        let clusters: Vec<Value> = self
-            .upstreams
-            .iter()
-            .filter(|(s, _)| seen.insert(self.cluster_name(s)))
-            .map(|(subset, addr)| {
-                let name = self.cluster_name(subset);
+        // One cluster per subset, with every endpoint given for it (replicas).
+        let mut by_cluster: Vec<(String, Vec<SocketAddr>)> = vec![];
+        for (subset, addr) in &self.upstreams {
+            let name = self.cluster_name(subset);
+            match by_cluster.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, addrs)) => addrs.push(*addr),
+                None => by_cluster.push((name, vec![*addr])),
+            }
+        }
+        let clusters: Vec<Value> = by_cluster
+            .into_iter()
+            .map(|(name, addrs)| {
+                let endpoints: Vec<Value> = addrs
+                    .iter()
+                    .map(|a| json!({"endpoint": {"address": {"socket_address": {"address": a.ip().to_string(), "port_value": a.port()}}}}))
+                    .collect();
                 let mut c = json!({
                     "name": name,
                     "connect_timeout": "1s",
                     "type": "STATIC",
-                    "load_assignment": {
-                        "cluster_name": name,
-                        "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
-                            "address": addr.ip().to_string(), "port_value": addr.port()
-                        }}}}]}]
-                    }
+                    "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": endpoints}]}
                 });
                 if self.http2_upstream {
                     c["typed_extension_protocol_options"] = json!({

@@ -1,132 +1,117 @@
-//! `make demo`: the module's Exercises 4 and 5 played on local Envoy processes
-//! with the canary filter, printing what each user population actually got.
+//! `make demo`: the traffic-management module's Exercises 1-8 played on local
+//! Envoy processes with the canary filter: live progress, a summary table and
+//! a self-contained HTML report. See `canary-demo --help`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 
-use canary_e2e::{Client, Envoy, FilterSpec, Req, Sidecar, Stats, Upstream};
+use canary_e2e::sandbox::{self, Options};
 
-const USERS: usize = 1000;
-const REQUESTS_PER_USER: usize = 3;
+const HELP: &str = "canary-demo [options]
+  --steps 1,2,3,4,5     phases to play (default: all)
+                        1 all-or-nothing, 2 canary steps (weights vs sticky),
+                        3 internal/beta first and a spoofed header,
+                        4 broken v3: outlier detection vs the gate, 5 SLO-gated promotion
+  --short               the shortened scenario `make test` runs
+  --rate N              requests per second (default 150)
+  --users N             user population (default 300)
+  --phase-secs S        seconds per phase (default 6)
+  --v2-delay-ms N       v2's added latency (default 2)
+  --v3-error-permille N v3's failing share (default 1000: broken, as in Exercise 6)
+  --report PATH         HTML report (default out/sandbox-report.html)
+  --json PATH           the measurements as JSON too
+  --quiet               no live progress
+  business inputs (Exercise 8 defaults):
+  --outage-cost USD     per bad deployment before (50000)
+  --rollback-before S   rollback time before (7200)
+  --rollback-manual S   manual rollback with mesh metrics (30)
+  --bad-deploys-before N  per month (2)
+  --bad-deploys-after N   per month (1)";
 
-fn sticky(percent: u32) -> String {
-    format!(r#"{{"sticky": {{"percent": {percent}, "salt": "reviews"}}}}"#)
-}
-
-/// Sends every user's requests; returns per-user versions seen and totals.
-async fn users(c: &Client, with_key: bool) -> (usize, BTreeMap<String, usize>) {
-    let mut flipped = 0;
-    let mut totals = BTreeMap::new();
-    for u in 0..USERS {
-        let mut seen = BTreeSet::new();
-        for _ in 0..REQUESTS_PER_USER {
-            let mut req = Req::get("/");
-            if with_key {
-                req = req.header("x-user-id", format!("user-{u}"));
+fn main() {
+    let mut o = Options::demo();
+    let mut report = PathBuf::from("out/sandbox-report.html");
+    let mut json = None;
+    let mut it = std::env::args().skip(1);
+    let num = |v: Option<String>, flag: &str| -> f64 {
+        v.and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+            eprintln!("{flag} needs a number; see --help");
+            std::process::exit(2)
+        })
+    };
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--steps" => {
+                let v = it.next().unwrap_or_default();
+                o.steps = v
+                    .split(',')
+                    .filter_map(|s| s.trim().parse().ok())
+                    .filter(|s| (1..=5).contains(s))
+                    .collect();
+                if o.steps.is_empty() {
+                    eprintln!("--steps takes phases 1-5, e.g. 1,4");
+                    std::process::exit(2);
+                }
             }
-            let v = c.send(&req).await.upstream().unwrap_or("?").to_string();
-            *totals.entry(v.clone()).or_insert(0) += 1;
-            seen.insert(v);
+            "--short" => {
+                let steps = o.steps.clone();
+                o = Options {
+                    steps,
+                    live: o.live,
+                    business: o.business,
+                    ..Options::short()
+                };
+            }
+            "--rate" => o.rate = num(it.next(), "--rate"),
+            "--users" => o.users = num(it.next(), "--users") as usize,
+            "--phase-secs" => o.phase_secs = num(it.next(), "--phase-secs"),
+            "--v2-delay-ms" => o.v2_delay_ms = num(it.next(), "--v2-delay-ms") as u64,
+            "--v3-error-permille" => {
+                o.v3_error_permille = num(it.next(), "--v3-error-permille") as u32
+            }
+            "--report" => report = it.next().map(PathBuf::from).unwrap_or(report),
+            "--json" => json = it.next().map(PathBuf::from),
+            "--quiet" => o.live = false,
+            "--outage-cost" => o.business.outage_cost = num(it.next(), "--outage-cost"),
+            "--rollback-before" => {
+                o.business.rollback_before_s = num(it.next(), "--rollback-before")
+            }
+            "--rollback-manual" => {
+                o.business.rollback_manual_s = num(it.next(), "--rollback-manual")
+            }
+            "--bad-deploys-before" => {
+                o.business.bad_deploys_before = num(it.next(), "--bad-deploys-before")
+            }
+            "--bad-deploys-after" => {
+                o.business.bad_deploys_after = num(it.next(), "--bad-deploys-after")
+            }
+            "-h" | "--help" => {
+                println!("{HELP}");
+                return;
+            }
+            other => {
+                eprintln!("unknown argument {other}; see --help");
+                std::process::exit(2);
+            }
         }
-        if seen.len() > 1 {
-            flipped += 1;
-        }
     }
-    (flipped, totals)
-}
-
-fn share(totals: &BTreeMap<String, usize>) -> String {
-    let all: usize = totals.values().sum();
-    totals
-        .iter()
-        .map(|(v, n)| format!("{v} {:.1} %", *n as f64 * 100.0 / all as f64))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn print_metrics(s: &Stats) {
-    println!(
-        "  {:<8} {:<9} {:>6} {:>6}",
-        "version", "cohort", "reqs", "errors"
-    );
-    let mut rows: BTreeMap<(String, String), (f64, f64)> = BTreeMap::new();
-    for x in s.matching("canary_requests_total", &[]) {
-        let key = (
-            x.labels["canary_version"].clone(),
-            x.labels["canary_cohort"].clone(),
-        );
-        rows.entry(key).or_default().0 += x.value;
+    if o.rate <= 0.0 || o.users == 0 || o.phase_secs <= 0.0 {
+        eprintln!("--rate, --users and --phase-secs must be above 0");
+        std::process::exit(2);
     }
-    for x in s.matching("canary_errors_total", &[]) {
-        let key = (
-            x.labels["canary_version"].clone(),
-            x.labels["canary_cohort"].clone(),
-        );
-        rows.entry(key).or_default().1 += x.value;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let r = rt.block_on(sandbox::run(&o));
+    print!("{}", sandbox::summary(&r, &o));
+    if let Some(dir) = report.parent() {
+        std::fs::create_dir_all(dir).expect("report directory");
     }
-    for ((v, c), (n, e)) in rows {
-        println!("  {v:<8} {c:<9} {n:>6} {e:>6}");
+    std::fs::write(&report, canary_e2e::report::html(&r, &o)).expect("write the report");
+    println!("\nreport: {}", report.display());
+    if let Some(j) = json {
+        std::fs::write(&j, serde_json::to_string_pretty(&r).expect("json")).expect("write json");
+        println!("json:   {}", j.display());
     }
-}
-
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let v1 = Upstream::start("v1").await;
-    let v2 = Upstream::start("v2").await;
-    let ups = [("v1", v1.addr), ("v2", v2.addr)];
-
-    println!("== Exercise 5: header-based testing, with the filter deciding the cohort");
-    let envoy = Envoy::start(&Sidecar::outbound(
-        FilterSpec::CanaryEcds(sticky(0)),
-        &ups,
-        &[("v1", 100), ("v2", 0)],
-    ))
-    .await;
-    let c = envoy.client();
-    for (who, req) in [
-        (
-            "internal user (user-type: internal)",
-            Req::get("/").header("user-type", "internal"),
-        ),
-        (
-            "beta user (beta-user: true)",
-            Req::get("/").header("beta-user", "true"),
-        ),
-        ("regular user", Req::get("/")),
-        (
-            "spoofer (x-canary-cohort: internal)",
-            Req::get("/").header("x-canary-cohort", "internal"),
-        ),
-    ] {
-        let mut versions = BTreeMap::new();
-        let mut cohort = String::new();
-        for _ in 0..10 {
-            let r = c.send(&req).await;
-            *versions
-                .entry(r.upstream().unwrap_or("?").to_string())
-                .or_insert(0) += 1;
-            cohort = r.header("x-canary-cohort").unwrap_or("?").to_string();
-        }
-        println!("  {who:<38} cohort {cohort:<9} -> {versions:?}");
-    }
-
-    println!("\n== Exercise 4: 10 % then 50 % to v2, {USERS} users x {REQUESTS_PER_USER} requests");
-    for percent in [10, 50] {
-        let per_request = Envoy::start(&Sidecar::outbound(
-            FilterSpec::CanaryEcds(sticky(0)),
-            &ups,
-            &[("v1", 100 - percent), ("v2", percent)],
-        ))
-        .await;
-        let (flipped, totals) = users(&per_request.client(), true).await;
-        println!("  {percent:>2} % per-request weights : {}; {flipped} of {USERS} users saw both versions", share(&totals));
-        envoy.update_filter(&sticky(percent)).await.unwrap();
-        let (flipped, totals) = users(&c, true).await;
-        println!("  {percent:>2} % sticky cohort       : {}; {flipped} of {USERS} users saw both versions", share(&totals));
-    }
-
-    println!("\n== Metrics on the sticky sidecar's /stats/prometheus (canary_requests_total, canary_errors_total)");
-    // Histograms and counters are read after Envoy's next stats flush.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    print_metrics(&envoy.stats().await);
-    println!("\nDone. `make test` runs the assertions behind this; README.md explains the config.");
 }

@@ -113,6 +113,7 @@ impl Engine {
         for _ in 0..CAS_ATTEMPTS {
             let (bytes, cas) = store.get(&self.key).unwrap_or_default();
             let mut st = SharedState::decode(&bytes).unwrap_or_default();
+            st.adopt(self.config_hash);
             for (version, delta) in &self.deltas {
                 let Some(vs) = st.version_mut(g, version, MAX_VERSIONS) else {
                     continue;

@@ -7,7 +7,7 @@ use super::eval::{GateState, Timers};
 use super::policy::Gates;
 use super::window::{Cell, Counts, Ring, BINS, KINDS};
 
-const MAGIC: &[u8; 4] = b"CGS1";
+const MAGIC: &[u8; 4] = b"CGS2";
 const NONE: u64 = u64::MAX;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -56,10 +56,27 @@ impl VersionState {
 pub struct SharedState {
     /// Hash of the configuration whose canary was withdrawn; 0 = none.
     pub withdrawn_for: u64,
+    /// Hash of the configuration the timers and states were evaluated under.
+    pub config_hash: u64,
     pub versions: Vec<VersionState>,
 }
 
 impl SharedState {
+    /// A new configuration (a new rollout step) starts its gates afresh: hold
+    /// times and trigger clocks restart, states go back to unknown. The
+    /// windows keep their data, which is about traffic, not configuration.
+    pub fn adopt(&mut self, config_hash: u64) -> bool {
+        if self.config_hash == config_hash {
+            return false;
+        }
+        self.config_hash = config_hash;
+        for v in self.versions.iter_mut() {
+            v.timers = Timers::default();
+            v.state = GateState::Unknown;
+        }
+        true
+    }
+
     /// The state of `name`, created when new and there is room.
     pub fn version_mut(&mut self, g: &Gates, name: &str, max: usize) -> Option<&mut VersionState> {
         let i = match self.versions.iter().position(|v| v.name == name) {
@@ -79,6 +96,7 @@ impl SharedState {
         let mut w = Vec::with_capacity(64 + self.versions.len() * 8_192);
         w.extend_from_slice(MAGIC);
         put64(&mut w, self.withdrawn_for);
+        put64(&mut w, self.config_hash);
         put32(&mut w, self.versions.len() as u32);
         for v in &self.versions {
             let name = v.name.as_bytes();
@@ -117,6 +135,7 @@ impl SharedState {
             return None;
         }
         let withdrawn_for = r.u64()?;
+        let config_hash = r.u64()?;
         let n = r.u32()?;
         let mut versions = Vec::new();
         for _ in 0..n {
@@ -170,6 +189,7 @@ impl SharedState {
         }
         r.0.is_empty().then_some(SharedState {
             withdrawn_for,
+            config_hash,
             versions,
         })
     }

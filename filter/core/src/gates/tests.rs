@@ -411,6 +411,7 @@ fn shared_state_round_trips_and_rejects_garbage() {
     let g = gates(FAST);
     let mut st = SharedState {
         withdrawn_for: 42,
+        config_hash: 9,
         versions: vec![],
     };
     let v = st.version_mut(&g, "v2", 16).unwrap();
@@ -434,7 +435,7 @@ fn shared_state_round_trips_and_rejects_garbage() {
     let mut extra = bytes.clone();
     extra.push(0);
     assert_eq!(SharedState::decode(&extra), None);
-    let mut huge = bytes[..12].to_vec();
+    let mut huge = bytes[..20].to_vec();
     huge.extend_from_slice(&u32::MAX.to_le_bytes());
     assert_eq!(SharedState::decode(&huge), None);
 }
@@ -633,4 +634,32 @@ fn ticks_export_state_windows_and_a_heartbeat() {
     )
     .is_some());
     assert_eq!(last(&m, "canary_gate_withdrawn"), Some(0));
+}
+
+#[test]
+fn a_new_configuration_restarts_hold_times_but_keeps_the_data() {
+    let g = gates(FAST);
+    let mut store = FakeStore::default();
+    let mut a = Engine::new("k", 7);
+    a.init(&mut store);
+    let mut m = FakeMetrics::default();
+    for s in 0..8u64 {
+        for _ in 0..20 {
+            a.record(&g, "v2", 6_000_000 + s * 1_000, OK);
+        }
+        a.tick(&g, 1000, &mut store, &mut m, 6_000_000 + s * 1_000);
+    }
+    assert_eq!(a.last[0].1.state, GateState::Pass);
+    // The next step: same traffic, new configuration. The gate must hold again.
+    let mut b = Engine::new("k", 8);
+    b.init(&mut store);
+    b.tick(&g, 5000, &mut store, &mut m, 6_008_000);
+    assert_eq!(b.last[0].1.state, GateState::Hold);
+    assert_eq!(
+        shared(&store).versions[0]
+            .fine
+            .sum(6_008_000, 10_000)
+            .requests,
+        160
+    );
 }

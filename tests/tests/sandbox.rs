@@ -1,0 +1,165 @@
+//! The local sandbox's short mode, as `make demo` plays it: the outcomes the
+//! module promises, measured on real Envoy processes, and a well-formed report.
+
+use canary_e2e::sandbox::{run, Options};
+
+/// A minimal well-formedness check: every tag opened is closed, in order.
+fn well_formed(html: &str) -> Result<usize, String> {
+    let mut stack: Vec<String> = vec![];
+    let mut count = 0;
+    let mut rest = html;
+    while let Some(i) = rest.find('<') {
+        rest = &rest[i + 1..];
+        let end = rest.find('>').ok_or("unterminated tag")?;
+        let tag = &rest[..end];
+        rest = &rest[end + 1..];
+        if tag.starts_with('!') || tag.starts_with('?') {
+            continue;
+        }
+        count += 1;
+        if let Some(name) = tag.strip_prefix('/') {
+            let open = stack.pop().ok_or(format!("</{name}> closes nothing"))?;
+            if open != name.trim() {
+                return Err(format!("</{name}> closes <{open}>"));
+            }
+        } else if !tag.ends_with('/') {
+            let name = tag
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            if name == "script" {
+                // JSON data: skip to its end tag.
+                let close = rest.find("</script>").ok_or("unterminated script")?;
+                rest = &rest[close + "</script>".len()..];
+                continue;
+            }
+            stack.push(name);
+        }
+    }
+    if stack.is_empty() {
+        Ok(count)
+    } else {
+        Err(format!("unclosed: {stack:?}"))
+    }
+}
+
+#[test]
+fn the_well_formedness_check_catches_broken_markup() {
+    assert!(well_formed("<a><b/></a>").is_ok());
+    assert!(well_formed("<a><b></a>").is_err());
+    assert!(well_formed("<a>").is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_short_sandbox_shows_what_the_module_promises() {
+    let o = Options::short();
+    let r = run(&o).await;
+
+    // 1. All-or-nothing exposes everyone to v2.
+    assert_eq!(r.all_at_once_on_v2, 1.0);
+
+    // 2. Sticky users never flip and never leave the canary as it grows;
+    //    per-request weights flip many at 10 % and 50 %.
+    for st in &r.steps {
+        assert_eq!(
+            st.sticky_flipped, 0,
+            "step {}: sticky users flipped",
+            st.percent
+        );
+        assert_eq!(
+            st.sticky_left, 0,
+            "step {}: sticky users left the canary",
+            st.percent
+        );
+    }
+    assert!(
+        r.steps
+            .iter()
+            .filter(|s| s.percent < 100)
+            .all(|s| s.weighted_flipped > 0),
+        "{:?}",
+        r.steps
+    );
+
+    // 3. Internal and beta first; a spoofed header from outside never reaches v2.
+    let c = r.cohorts.as_ref().unwrap();
+    assert_eq!(
+        (c.internal_on_v2, c.beta_on_v2, c.regular_on_v1),
+        (1.0, 1.0, 1.0)
+    );
+    assert_eq!(c.spoofed_on_v2, 0);
+
+    // 4. The broken v3 is withdrawn automatically, and its blast radius is
+    //    smaller than with outlier detection alone.
+    assert!(r.v3_withdrawn, "v3 was not withdrawn");
+    let (outlier, gated) = (r.outlier_only.as_ref().unwrap(), r.gated.as_ref().unwrap());
+    assert_eq!(
+        gated.canary_requests_after_trigger,
+        Some(0),
+        "sticky users still reached v3 two ticks after the trigger"
+    );
+    assert!(
+        gated.time_to_withdrawal_ms.unwrap() < 5_000,
+        "{:?}",
+        gated.time_to_withdrawal_ms
+    );
+    assert!(
+        gated.blast_radius() < 0.35,
+        "gate blast radius {:.2}",
+        gated.blast_radius()
+    );
+    assert!(
+        gated.errors < outlier.errors,
+        "gate {} errors vs outlier detection {}",
+        gated.errors,
+        outlier.errors
+    );
+
+    // 5. Gated promotion reaches 100 %, each step only after a pass.
+    let steps: Vec<u32> = r.promotion.iter().map(|p| p.percent).collect();
+    assert_eq!(steps, [10, 50, 100]);
+    assert!(
+        r.promotion[..2]
+            .iter()
+            .all(|p| p.state == "pass" && p.seconds_to_pass.unwrap() >= 1.0),
+        "{:?}",
+        r.promotion
+    );
+
+    // The business view follows from what was measured.
+    let b = r.business.as_ref().unwrap();
+    assert!(b.gate_per_deploy < b.manual_per_deploy && b.manual_per_deploy < b.before_per_deploy);
+
+    // The report is written, self-contained and well formed.
+    let html = canary_e2e::report::html(&r, &o);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.html");
+    std::fs::write(&path, &html).unwrap();
+    let tags = well_formed(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(tags > 200, "{tags} tags");
+    for section in [
+        "id=\"summary\"",
+        "id=\"blast-radius\"",
+        "id=\"business\"",
+        "id=\"timelines\"",
+        "<svg",
+        "canary withdrawn",
+    ] {
+        assert!(html.contains(section), "report lacks {section}");
+    }
+    // Self-contained: nothing is loaded from anywhere.
+    assert!(
+        !html.contains(" src=") && !html.contains(" href="),
+        "the report links an external asset"
+    );
+    let data_start = html.find("id=\"data\">").unwrap() + "id=\"data\">".len();
+    let data_end = html[data_start..].find("</script>").unwrap() + data_start;
+    let data = html[data_start..data_end]
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    let v: serde_json::Value = serde_json::from_str(&data.replace("<\\/", "</")).unwrap();
+    assert_eq!(v["v3_withdrawn"], true);
+}
