@@ -48,11 +48,37 @@ fn module(file: &str, sources: &[&str]) -> PathBuf {
     let built = std::fs::metadata(&wasm)
         .and_then(|m| m.modified())
         .unwrap_or_else(|_| panic!("{} is missing: run `make build`", wasm.display()));
-    for s in sources {
+    // Cargo's dep-info lists exactly the sources the module was built from
+    // (test-only files are not among them); without it, scan the directories.
+    let dep_info = wasm.with_extension("d");
+    let deps: Vec<PathBuf> = std::fs::read_to_string(&dep_info)
+        .ok()
+        .and_then(|d| {
+            d.lines()
+                .next()
+                .and_then(|l| l.split_once(": "))
+                .map(|(_, r)| r.to_string())
+        })
+        .map(|r| r.split_whitespace().map(PathBuf::from).collect())
+        .unwrap_or_default();
+    if deps.is_empty() {
+        for s in sources {
+            assert!(
+                newest_source(&root.join(s)) <= built,
+                "{} is older than {s}: run `make build`",
+                wasm.display()
+            );
+        }
+    }
+    for d in deps {
+        let changed = std::fs::metadata(&d)
+            .and_then(|m| m.modified())
+            .map_or(true, |t| t > built);
         assert!(
-            newest_source(&root.join(s)) <= built,
-            "{} is older than {s}: run `make build`",
-            wasm.display()
+            !changed,
+            "{} is older than {}: run `make build`",
+            wasm.display(),
+            d.display()
         );
     }
     wasm

@@ -50,6 +50,8 @@ fn intervals(samples: &[Sample]) -> Vec<(f64, Vec<VersionDelta>)> {
 const W: f64 = 640.0;
 const H: f64 = 140.0;
 const PAD: f64 = 36.0;
+/// Room above the plot for the top axis label.
+const TOP: f64 = 8.0;
 
 fn axes(out: &mut String, t_max: f64, labels: &[(f64, &str)]) {
     let _ = write!(
@@ -82,8 +84,8 @@ fn share_chart(samples: &[Sample]) -> String {
     let t_max = iv.last().map_or(1.0, |(t, _)| *t).max(1.0);
     let x = |t: f64| PAD + (W - PAD) * t / t_max;
     let mut out = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{}" role="img">"#,
-        H + 16.0
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{}" role="img"><g transform="translate(0 {TOP})">"#,
+        H + 16.0 + TOP
     );
     let mut prev_t = 0.0;
     for (t, vs) in &iv {
@@ -115,7 +117,7 @@ fn share_chart(samples: &[Sample]) -> String {
         t_max,
         &[(0.0, "100%"), (H / 2.0, "50%"), (H, "0%")],
     );
-    out.push_str("</svg>");
+    out.push_str("</g></svg>");
     out
 }
 
@@ -130,8 +132,8 @@ fn error_chart(samples: &[Sample]) -> String {
         H * (-l) / 4.0
     };
     let mut out = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{}" role="img">"#,
-        H + 16.0
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{}" role="img"><g transform="translate(0 {TOP})">"#,
+        H + 16.0 + TOP
     );
     for (ratio, label, c) in [
         (0.001, "objective 0.1 %", "#888888"),
@@ -180,7 +182,7 @@ fn error_chart(samples: &[Sample]) -> String {
             (H, "0.01%"),
         ],
     );
-    out.push_str("</svg>");
+    out.push_str("</g></svg>");
     out
 }
 
@@ -329,13 +331,12 @@ pub fn html(r: &Report, o: &Options) -> String {
         );
     }
     for p in &r.promotion {
-        row(
-            &format!("Gated promotion at {} %", p.percent),
-            p.seconds_to_pass
-                .map_or(format!("stuck at {}", p.state), |t| {
-                    format!("pass after {t:.1} s")
-                }),
-        );
+        let what = match p.seconds_to_pass {
+            _ if p.percent >= 100 => "full rollout".to_string(),
+            Some(t) => format!("pass after {t:.1} s"),
+            None => format!("stuck at {}", p.state),
+        };
+        row(&format!("Gated promotion at {} %", p.percent), what);
     }
     s.push_str("</table>");
 
