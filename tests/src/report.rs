@@ -331,12 +331,7 @@ pub fn html(r: &Report, o: &Options) -> String {
         );
     }
     for p in &r.promotion {
-        let what = match p.seconds_to_pass {
-            _ if p.percent >= 100 => "full rollout".to_string(),
-            Some(t) => format!("pass after {t:.1} s"),
-            None => format!("stuck at {}", p.state),
-        };
-        row(&format!("Gated promotion at {} %", p.percent), what);
+        row(&format!("Gated promotion at {} %", p.percent), p.outcome());
     }
     s.push_str("</table>");
 

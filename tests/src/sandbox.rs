@@ -178,6 +178,17 @@ pub struct PromotionStep {
     pub state: String,
 }
 
+impl PromotionStep {
+    /// How the step ended, in words.
+    pub fn outcome(&self) -> String {
+        match self.seconds_to_pass {
+            _ if self.percent >= 100 => "full rollout".to_string(),
+            Some(t) => format!("pass after {t:.1} s"),
+            None => format!("stuck at {}", self.state),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct BusinessView {
     pub before_per_deploy: f64,
@@ -798,10 +809,7 @@ pub fn summary(r: &Report, o: &Options) -> String {
         s.push_str(&format!(
             "  promotion {:>3} %       : {}\n",
             p.percent,
-            p.seconds_to_pass
-                .map_or(format!("stuck at {}", p.state), |t| format!(
-                    "pass after {t:.1} s"
-                ))
+            p.outcome()
         ));
     }
     if let Some(b) = &r.business {
