@@ -25,8 +25,16 @@ fn root() -> PathBuf {
 }
 
 fn crds() -> Crds {
-    let dir = root().join("../shared/istio-crds");
-    let c = Crds::load_dir(&dir).unwrap();
+    // CI lays shared/ beside the clone; CANARY_SHARED_DIR points elsewhere.
+    let shared = std::env::var_os("CANARY_SHARED_DIR")
+        .map_or_else(|| root().join("../shared"), PathBuf::from);
+    let dir = shared.join("istio-crds");
+    let c = Crds::load_dir(&dir).unwrap_or_else(|e| {
+        panic!(
+            "the Istio CRDs are expected in {} (set CANARY_SHARED_DIR): {e}",
+            dir.display()
+        )
+    });
     assert!(c.kinds().len() >= 6, "no CRDs found in {}", dir.display());
     c
 }
