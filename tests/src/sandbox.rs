@@ -103,6 +103,8 @@ impl Options {
 pub struct Sample {
     pub t_ms: u64,
     pub requests: BTreeMap<String, f64>,
+    /// Requests per "version/cohort", for the live view.
+    pub by_cohort: BTreeMap<String, f64>,
     pub errors: BTreeMap<String, f64>,
     pub gates: BTreeMap<String, f64>,
     pub withdrawn: bool,
@@ -353,10 +355,10 @@ impl Recorder {
                         ..Default::default()
                     };
                     for x in s.matching("canary_requests_total", &[]) {
-                        *sample
-                            .requests
-                            .entry(x.labels["canary_version"].clone())
-                            .or_default() += x.value;
+                        let v = &x.labels["canary_version"];
+                        *sample.requests.entry(v.clone()).or_default() += x.value;
+                        let key = format!("{v}/{}", x.labels["canary_cohort"]);
+                        *sample.by_cohort.entry(key).or_default() += x.value;
                     }
                     for x in s.matching("canary_errors_total", &[]) {
                         *sample
@@ -415,8 +417,22 @@ fn progress(phase: &str, prev: Option<&Sample>, now: &Sample, stats: &crate::Sta
             .gates
             .get(v)
             .map_or("-", |g| GATE.get(*g as usize).copied().unwrap_or("?"));
+        // Requests/s of each cohort on this version.
+        let cohorts: Vec<String> = now
+            .by_cohort
+            .iter()
+            .filter_map(|(k, n)| {
+                let (kv, cohort) = k.split_once('/')?;
+                let before = prev
+                    .and_then(|p| p.by_cohort.get(k))
+                    .copied()
+                    .unwrap_or(0.0);
+                (kv == v && n - before > 0.0).then(|| format!("{cohort} {:.0}", (n - before) / dt))
+            })
+            .collect();
         line.push_str(&format!(
-            "  {v}: {rps:>5.0} rps {er:>5.1}% err p99 {} gate {gate}",
+            "  {v}: {rps:>4.0} rps ({}) {er:>5.1}% err p99 {} gate {gate}",
+            cohorts.join(", "),
             p99.map_or("-".to_string(), |p| format!("{:.1}ms", p / 1000.0))
         ));
     }

@@ -16,6 +16,8 @@ pub mod metrics;
 pub mod outcome;
 pub mod promtext;
 pub mod property;
+#[cfg(test)]
+mod robustness;
 pub mod stream;
 pub mod trust;
 
