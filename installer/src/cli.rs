@@ -833,6 +833,9 @@ async fn status(cli: &Cli, a: &NameArgs, kube: &Kube) -> Result<String> {
             pod_rows.len(),
             if selector.is_empty() { "(targetRefs)".to_string() } else { selector.join(",") },
         );
+        if !v["status"].is_null() {
+            s.push_str(&format!("  status  {}\n", v["status"]));
+        }
         for p in &pod_rows {
             s.push_str(&format!(
                 "    {}  {}  sidecar {}\n",

@@ -59,7 +59,8 @@ pub fn wasmplugin(name: &str, config: Value) -> Value {
                      "labels": {"app.kubernetes.io/managed-by": "canaryctl"}},
         "spec": {"url": "oci://localhost:5001/canary/filter:v1", "sha256": "ab", "phase": "AUTHN",
                  "failStrategy": "FAIL_RELOAD", "selector": {"matchLabels": {"app": "productpage"}},
-                 "match": [{"mode": "CLIENT"}], "pluginConfig": config}
+                 "match": [{"mode": "CLIENT"}], "pluginConfig": config},
+        "status": {"observedGeneration": 4}
     })
 }
 

@@ -444,6 +444,7 @@ async fn status_shows_the_module_and_the_matched_pods() {
     );
     assert!(out.contains("step 10.0 %"), "{out}");
     assert!(out.contains("pp-1  Running  sidecar yes"), "{out}");
+    assert!(out.contains("status  {\"observedGeneration\":4}"), "{out}");
 }
 
 #[tokio::test]

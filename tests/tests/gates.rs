@@ -9,6 +9,10 @@ use canary_e2e::{Behaviour, Client, Envoy, FilterSpec, Req, Sidecar, Stats, Upst
 
 const TICK_MS: u64 = 200;
 
+/// These tests measure in ticks: run them one at a time, so two cores are not
+/// shared by five Envoys and their traffic while a tick is being timed.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn config(percent: u32) -> String {
     format!(
         r#"{{
@@ -77,6 +81,7 @@ fn logged(envoy: &Envoy, needle: &str) -> Option<(SystemTime, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_healthy_canary_reaches_pass() {
+    let _serial = SERIAL.lock().await;
     let m = mesh(Behaviour::default(), 1, config(10)).await;
     let pop = Population::regular(200);
     // Internal users reach v2 too, so the canary has enough samples at 10 %.
@@ -103,6 +108,7 @@ async fn a_healthy_canary_reaches_pass() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broken_canary_is_rolled_back_and_its_cohort_withdrawn_within_two_ticks() {
+    let _serial = SERIAL.lock().await;
     let broken = Behaviour {
         status: 503,
         ..Default::default()
@@ -190,6 +196,7 @@ async fn a_broken_canary_is_rolled_back_and_its_cohort_withdrawn_within_two_tick
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_slow_canary_trips_the_latency_trigger() {
+    let _serial = SERIAL.lock().await;
     let slow = Behaviour {
         delay: Duration::from_millis(300),
         ..Default::default()
@@ -214,6 +221,7 @@ async fn a_slow_canary_trips_the_latency_trigger() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_with_too_little_traffic_stays_unknown() {
+    let _serial = SERIAL.lock().await;
     let m = mesh(Behaviour::default(), 1, config(0)).await;
     let c = m.envoy.client();
     for _ in 0..10 {
@@ -244,6 +252,7 @@ async fn a_canary_with_too_little_traffic_stays_unknown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_worker_vms_combine_to_exactly_the_traffic_sent() {
+    let _serial = SERIAL.lock().await;
     let cfg = config(50).replace(r#""window": "5s"}}],"#, r#""window": "60s"}}],"#);
     let m = mesh(Behaviour::default(), 2, cfg).await;
     // Many connections, so both workers accept some.
