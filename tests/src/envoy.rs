@@ -29,8 +29,19 @@ impl Drop for Envoy {
     }
 }
 
-fn envoy_command(config: &Path) -> Command {
-    let mut cmd = Command::new(crate::paths::envoy_bin());
+/// Envoy on `config` with the shipped stats config merged in, pinned to
+/// `cpu` through taskset when given (the benchmark).
+fn envoy_command(config: &Path, cpu: Option<u32>) -> Command {
+    let mut cmd = match cpu {
+        Some(cpu) => {
+            let mut t = Command::new("taskset");
+            t.arg("-c")
+                .arg(cpu.to_string())
+                .arg(crate::paths::envoy_bin());
+            t
+        }
+        None => Command::new(crate::paths::envoy_bin()),
+    };
     cmd.arg("-c").arg(config);
     let stats = crate::paths::stats_config_yaml();
     cmd.arg("--config-yaml").arg(
@@ -41,7 +52,7 @@ fn envoy_command(config: &Path) -> Command {
 
 /// `envoy --mode validate` on a bootstrap (with the shipped stats config merged in).
 pub fn validate(config: &Path) -> Result<(), String> {
-    let out = envoy_command(config)
+    let out = envoy_command(config, None)
         .args(["--mode", "validate", "--disable-hot-restart", "-l", "error"])
         .output()
         .map_err(|e| e.to_string())?;
@@ -76,19 +87,7 @@ impl Envoy {
         std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
         let admin_path = dir.path().join("admin.txt");
         let log_path = dir.path().join("envoy.log");
-        let mut cmd = match s.cpu {
-            Some(cpu) => {
-                let mut c = Command::new("taskset");
-                c.arg("-c")
-                    .arg(cpu.to_string())
-                    .arg(crate::paths::envoy_bin());
-                c.arg("-c").arg(&config_path);
-                let stats = std::fs::read_to_string(crate::paths::stats_config_yaml()).unwrap();
-                c.arg("--config-yaml").arg(stats);
-                c
-            }
-            None => envoy_command(&config_path),
-        };
+        let mut cmd = envoy_command(&config_path, s.cpu);
         cmd.arg("--disable-hot-restart")
             .arg("--concurrency")
             .arg(s.concurrency.to_string())

@@ -246,10 +246,8 @@ fn legend() -> String {
         let _ = write!(s, r#"<span style="color:{c}">&#9632; {v}</span> "#);
     }
     s.push_str(" gate: ");
-    for (name, c) in ["unknown", "pass", "hold", "rollback"]
-        .iter()
-        .zip(GATE_COLORS)
-    {
+    for (i, c) in GATE_COLORS.iter().enumerate() {
+        let name = canary_core::gates::GateState::from_u8(i as u8).label();
         let _ = write!(s, r#"<span style="color:{c}">&#9632; {name}</span> "#);
     }
     s.push_str("</p>");

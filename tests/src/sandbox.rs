@@ -391,7 +391,10 @@ impl Recorder {
     }
 }
 
-const GATE: [&str; 4] = ["unknown", "pass", "hold", "rollback"];
+/// A gate gauge's value as its state's name.
+fn gate_name(v: f64) -> &'static str {
+    canary_core::gates::GateState::from_u8(v as u8).label()
+}
 
 fn progress(phase: &str, prev: Option<&Sample>, now: &Sample, stats: &crate::Stats) -> String {
     let mut line = format!("  [{phase} {:>4.1}s]", now.t_ms as f64 / 1000.0);
@@ -413,10 +416,7 @@ fn progress(phase: &str, prev: Option<&Sample>, now: &Sample, stats: &crate::Sta
             )
             .map(|x| x.value)
             .fold(None::<f64>, |a, b| Some(a.map_or(b, |a| a.min(b))));
-        let gate = now
-            .gates
-            .get(v)
-            .map_or("-", |g| GATE.get(*g as usize).copied().unwrap_or("?"));
+        let gate = now.gates.get(v).map_or("-", |g| gate_name(*g));
         // Requests/s of each cohort on this version.
         let cohorts: Vec<String> = now
             .by_cohort
@@ -720,7 +720,7 @@ pub async fn run(o: &Options) -> Report {
                     .matching("canary_gate_state", &[("canary_version", "v2")])
                     .next()
                     .map_or(0.0, |x| x.value);
-                state = GATE.get(g as usize).copied().unwrap_or("?").to_string();
+                state = gate_name(g).to_string();
                 if state == "pass" || p == 100 {
                     passed = Some(t.elapsed().as_secs_f64());
                     break;
