@@ -155,6 +155,11 @@ impl HttpContext for CanaryHttp {
         Action::Continue
     }
 
+    fn on_http_response_body(&mut self, _body_size: usize, end_of_stream: bool) -> Action {
+        self.stream.on_response_body(end_of_stream);
+        Action::Continue
+    }
+
     fn on_http_response_trailers(&mut self, _trailers: usize) -> Action {
         self.stream.on_response_trailers(&self.plugin, &mut Host);
         Action::Continue

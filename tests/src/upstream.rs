@@ -2,7 +2,7 @@
 //! `x-upstream`, and can be told — for all requests or per request through
 //! `x-test-*` headers — to answer an error, slow down, reset, or fail gRPC.
 
-use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -53,7 +53,8 @@ impl Drop for Upstream {
     }
 }
 
-type Body = BoxBody<Bytes, Infallible>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Body = BoxBody<Bytes, BoxError>;
 
 impl Upstream {
     /// Starts a server on a free loopback port speaking HTTP/1.1 and h2c.
@@ -150,6 +151,14 @@ async fn handle(
         // hyper closes an HTTP/1 connection (or resets an h2 stream) when the service fails.
         return Err(Reset);
     }
+    if h.contains_key("x-test-reset-after-headers") {
+        return Ok(Response::builder()
+            .status(200)
+            .header("x-upstream", version)
+            .header("content-length", "100")
+            .body(CutBody::new().boxed())
+            .unwrap());
+    }
     if let Some(code) = header_num(&h, "x-test-grpc-trailers-only") {
         // A gRPC error with no message: status in the headers, no body, no trailers.
         return Ok(Response::builder()
@@ -157,7 +166,11 @@ async fn handle(
             .header("content-type", "application/grpc")
             .header("grpc-status", code.to_string())
             .header("x-upstream", version)
-            .body(Full::new(Bytes::new()).boxed())
+            .body(
+                Full::new(Bytes::new())
+                    .map_err(|never| match never {})
+                    .boxed(),
+            )
             .unwrap());
     }
     let grpc = header_num(&h, "x-test-grpc-status")
@@ -197,7 +210,11 @@ async fn handle(
     Ok(Response::builder()
         .status(status)
         .header("x-upstream", version)
-        .body(Full::new(Bytes::from(format!("{version}\n"))).boxed())
+        .body(
+            Full::new(Bytes::from(format!("{version}\n")))
+                .map_err(|never| match never {})
+                .boxed(),
+        )
         .unwrap())
 }
 
@@ -206,17 +223,53 @@ struct GrpcBody(Vec<Frame<Bytes>>);
 
 impl hyper::body::Body for GrpcBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: std::pin::Pin<&mut Self>,
         _cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let next = if self.0.is_empty() {
             None
         } else {
             Some(Ok(self.0.remove(0)))
         };
         std::task::Poll::Ready(next)
+    }
+}
+
+/// A body that sends one chunk, waits so the headers and chunk are flushed,
+/// then fails: the connection is cut after the response started (status 200
+/// already on the wire).
+struct CutBody {
+    sent: bool,
+    wait: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl CutBody {
+    fn new() -> Self {
+        CutBody {
+            sent: false,
+            wait: Box::pin(tokio::time::sleep(Duration::from_millis(50))),
+        }
+    }
+}
+
+impl hyper::body::Body for CutBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if !self.sent {
+            self.sent = true;
+            return std::task::Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"partial")))));
+        }
+        match self.wait.as_mut().poll(cx) {
+            std::task::Poll::Ready(()) => std::task::Poll::Ready(Some(Err(Box::new(Reset)))),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
     }
 }

@@ -279,3 +279,36 @@ async fn server_mode_reports_the_pods_own_version_label() {
         1.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_cut_off_after_its_headers_counts_as_a_reset() {
+    let v1 = Upstream::start("v1").await;
+    let v2 = Upstream::start("v2").await;
+    let sidecar = Sidecar::outbound(
+        FilterSpec::Canary(String::new()),
+        &[("v1", v1.addr), ("v2", v2.addr)],
+        &[("v1", 100), ("v2", 0)],
+    );
+    let envoy = Envoy::start(&sidecar).await;
+    let c = envoy.client();
+    // The status line is already out when the upstream dies: the client sees
+    // 200 and then a broken body.
+    let cut = c
+        .try_send(&Req::get("/").header("x-test-reset-after-headers", "1"))
+        .await;
+    assert!(
+        cut.is_err(),
+        "the client should see a truncated body: {cut:?}"
+    );
+    // A normal request still counts as fine.
+    assert_eq!(c.get("/").await.status, 200);
+    let s = stats_after(&envoy, 2.0).await;
+    assert_eq!(
+        s.sum(ERR, &[("canary_error_kind", "reset")]),
+        1.0,
+        "{:?}",
+        s.matching(ERR, &[]).collect::<Vec<_>>()
+    );
+    assert_eq!(s.sum(ERR, &[]), 1.0);
+    assert_eq!(s.sum(REQ, &[("canary_code_class", "2xx")]), 2.0);
+}

@@ -10,10 +10,20 @@ pub mod flags {
     pub const UPSTREAM_CONNECTION_TERMINATION: i64 = 0x40;
     pub const UPSTREAM_OVERFLOW: i64 = 0x80;
     pub const UPSTREAM_RETRY_LIMIT_EXCEEDED: i64 = 0x8000;
+    pub const STREAM_IDLE_TIMEOUT: i64 = 0x1_0000;
+    pub const UPSTREAM_MAX_STREAM_DURATION_REACHED: i64 = 0x8_0000;
+    pub const DURATION_TIMEOUT: i64 = 0x40_0000;
+    /// UPE: e.g. an upstream that cut a response off mid-body.
+    pub const UPSTREAM_PROTOCOL_ERROR: i64 = 0x80_0000;
+    pub const TIMEOUT: i64 = UPSTREAM_REQUEST_TIMEOUT
+        | STREAM_IDLE_TIMEOUT
+        | UPSTREAM_MAX_STREAM_DURATION_REACHED
+        | DURATION_TIMEOUT;
     pub const RESET: i64 = UPSTREAM_REMOTE_RESET
         | UPSTREAM_CONNECTION_FAILURE
         | UPSTREAM_CONNECTION_TERMINATION
-        | UPSTREAM_RETRY_LIMIT_EXCEEDED;
+        | UPSTREAM_RETRY_LIMIT_EXCEEDED
+        | UPSTREAM_PROTOCOL_ERROR;
 }
 
 /// The response code's class; `None` when no response was sent (client gone).
@@ -104,16 +114,18 @@ impl ErrorKind {
     }
 }
 
-/// Classifies a finished stream. `details` (the `response.code_details`
-/// attribute) is fetched only when the flags leave the source of a 5xx open.
+/// Classifies a finished stream. `complete` says the response reached its
+/// end. `details` (the `response.code_details` attribute) is fetched only
+/// when the flags leave the source of a 5xx, or of a cut-off response, open.
 pub fn classify(
     code: i64,
     flags: i64,
+    complete: bool,
     grpc_status: Option<u32>,
     details: impl FnOnce() -> Option<Vec<u8>>,
 ) -> (CodeClass, Option<ErrorKind>) {
     let class = CodeClass::of(code);
-    let error = if flags & flags::UPSTREAM_REQUEST_TIMEOUT != 0 {
+    let error = if flags & flags::TIMEOUT != 0 {
         Some(ErrorKind::Timeout)
     } else if flags & flags::RESET != 0 {
         Some(ErrorKind::Reset)
@@ -121,6 +133,13 @@ pub fn classify(
         match details() {
             Some(d) if d == b"via_upstream" => Some(ErrorKind::Http5xx),
             _ => Some(ErrorKind::Local),
+        }
+    } else if !complete && class != CodeClass::None {
+        // Started, never finished: an upstream reset whatever flag Envoy chose;
+        // a client that went away is not the version's fault.
+        match details() {
+            Some(d) if d.starts_with(b"upstream_reset") => Some(ErrorKind::Reset),
+            _ => None,
         }
     } else if grpc_status.is_some_and(|s| s != 0) {
         Some(ErrorKind::Grpc)
@@ -153,15 +172,15 @@ mod tests {
     #[test]
     fn successful_responses_are_not_errors() {
         assert_eq!(
-            classify(200, 0, None, via("via_upstream")),
+            classify(200, 0, true, None, via("via_upstream")),
             (CodeClass::C2xx, None)
         );
         assert_eq!(
-            classify(404, 0, None, via("via_upstream")),
+            classify(404, 0, true, None, via("via_upstream")),
             (CodeClass::C4xx, None)
         );
         assert_eq!(
-            classify(200, 0, Some(0), via("via_upstream")),
+            classify(200, 0, true, Some(0), via("via_upstream")),
             (CodeClass::C2xx, None)
         );
     }
@@ -169,20 +188,21 @@ mod tests {
     #[test]
     fn upstream_and_local_5xx_are_told_apart() {
         assert_eq!(
-            classify(503, 0, None, via("via_upstream")),
+            classify(503, 0, true, None, via("via_upstream")),
             (CodeClass::C5xx, Some(ErrorKind::Http5xx))
         );
         assert_eq!(
             classify(
                 503,
                 flags::NO_HEALTHY_UPSTREAM,
+                true,
                 None,
                 via("no_healthy_upstream")
             ),
             (CodeClass::C5xx, Some(ErrorKind::Local))
         );
         assert_eq!(
-            classify(500, 0, None, || None),
+            classify(500, 0, true, None, || None),
             (CodeClass::C5xx, Some(ErrorKind::Local))
         );
     }
@@ -191,34 +211,70 @@ mod tests {
     fn timeouts_and_resets_win_over_the_code() {
         let never = || -> Option<Vec<u8>> { unreachable!("details not needed") };
         assert_eq!(
-            classify(504, flags::UPSTREAM_REQUEST_TIMEOUT, None, never),
+            classify(504, flags::UPSTREAM_REQUEST_TIMEOUT, true, None, never),
             (CodeClass::C5xx, Some(ErrorKind::Timeout))
         );
         assert_eq!(
-            classify(503, flags::UPSTREAM_REMOTE_RESET, None, never),
+            classify(503, flags::UPSTREAM_REMOTE_RESET, true, None, never),
             (CodeClass::C5xx, Some(ErrorKind::Reset))
         );
         assert_eq!(
-            classify(200, flags::UPSTREAM_REMOTE_RESET, None, never),
+            classify(200, flags::UPSTREAM_REMOTE_RESET, true, None, never),
             (CodeClass::C2xx, Some(ErrorKind::Reset))
         );
         assert_eq!(
-            classify(503, flags::UPSTREAM_CONNECTION_FAILURE, None, never),
+            classify(503, flags::UPSTREAM_CONNECTION_FAILURE, true, None, never),
             (CodeClass::C5xx, Some(ErrorKind::Reset))
         );
     }
 
     #[test]
+    fn a_response_cut_off_mid_body_is_a_reset() {
+        let never = || -> Option<Vec<u8>> { unreachable!("details not needed") };
+        assert_eq!(
+            classify(200, flags::UPSTREAM_PROTOCOL_ERROR, false, None, never),
+            (CodeClass::C2xx, Some(ErrorKind::Reset))
+        );
+        let details = || Some(b"upstream_reset_after_response_started{remote_reset}".to_vec());
+        assert_eq!(
+            classify(200, 0, false, None, details),
+            (CodeClass::C2xx, Some(ErrorKind::Reset))
+        );
+        // The client went away: not an error.
+        let gone = || Some(b"downstream_remote_disconnect".to_vec());
+        assert_eq!(
+            classify(200, 0x4000, false, None, gone),
+            (CodeClass::C2xx, None)
+        );
+        assert_eq!(classify(0, 0, false, None, never), (CodeClass::None, None));
+    }
+
+    #[test]
+    fn idle_and_duration_timeouts_are_timeouts() {
+        let never = || -> Option<Vec<u8>> { unreachable!("details not needed") };
+        for f in [
+            flags::STREAM_IDLE_TIMEOUT,
+            flags::UPSTREAM_MAX_STREAM_DURATION_REACHED,
+            flags::DURATION_TIMEOUT,
+        ] {
+            assert_eq!(
+                classify(504, f, true, None, never),
+                (CodeClass::C5xx, Some(ErrorKind::Timeout))
+            );
+        }
+    }
+
+    #[test]
     fn a_grpc_error_behind_http_200_is_an_error() {
         assert_eq!(
-            classify(200, 0, Some(14), via("via_upstream")),
+            classify(200, 0, true, Some(14), via("via_upstream")),
             (CodeClass::C2xx, Some(ErrorKind::Grpc))
         );
     }
 
     #[test]
     fn no_response_is_class_none_and_not_an_error() {
-        assert_eq!(classify(0, 0, None, via("")), (CodeClass::None, None));
+        assert_eq!(classify(0, 0, true, None, via("")), (CodeClass::None, None));
         assert_eq!(CodeClass::of(999), CodeClass::None);
         assert_eq!(CodeClass::of(100).label(), "1xx");
     }

@@ -150,6 +150,7 @@ fn whole_requests_with_random_headers_never_panic() {
         let mut s = Stream::default();
         s.on_request_headers(&p, &vm, &mut host);
         s.on_response_headers(&p, &mut host, rng.below(2) == 0);
+        s.on_response_body(rng.below(2) == 0);
         s.on_response_trailers(&p, &mut host);
         s.on_log(&p, &mut vm, &mut m, &mut host);
     }

@@ -69,6 +69,8 @@ pub struct Stream {
     cohort: usize,
     version: Option<String>,
     grpc_status: Option<u32>,
+    /// The response reached its end (headers, body or trailers with end of stream).
+    response_complete: bool,
 }
 
 impl Stream {
@@ -207,6 +209,7 @@ impl Stream {
     /// its status in headers (a trailers-only response), so a plain response
     /// costs no extra lookup.
     pub fn on_response_headers(&mut self, p: &Plugin, host: &mut impl Http, end_of_stream: bool) {
+        self.response_complete |= end_of_stream;
         let cfg = &p.config;
         let rh = &cfg.response_headers;
         let counting = cfg.metrics_enabled || cfg.gates.is_some();
@@ -231,8 +234,15 @@ impl Stream {
         }
     }
 
+    /// A body chunk: only whether it ends the response matters. Envoy calls
+    /// the filter for every chunk anyway, so knowing this costs no hostcall.
+    pub fn on_response_body(&mut self, end_of_stream: bool) {
+        self.response_complete |= end_of_stream;
+    }
+
     /// gRPC status normally arrives in trailers; only gRPC sends `grpc-status`.
     pub fn on_response_trailers(&mut self, p: &Plugin, host: &mut impl Http) {
+        self.response_complete = true;
         if p.config.metrics_enabled || p.config.gates.is_some() {
             if let Some(v) = host.response_trailer("grpc-status") {
                 self.grpc_status = Some(outcome::grpc_status(&v));
@@ -262,10 +272,21 @@ impl Stream {
                 .unwrap_or(0)
         };
         let code = int(&["response", "code"]);
-        let flags = int(&["response", "flags"]);
-        let (class, error) = outcome::classify(code, flags, self.grpc_status, || {
-            host.property(&["response", "code_details"])
-        });
+        // A response that ended normally below 500 carries no reset or
+        // timeout: skip the flags lookup on the common path. (This also keeps
+        // a request that succeeded on retry from counting as a reset.)
+        let flags = if self.response_complete && (100..500).contains(&code) {
+            0
+        } else {
+            int(&["response", "flags"])
+        };
+        let (class, error) = outcome::classify(
+            code,
+            flags,
+            self.response_complete,
+            self.grpc_status,
+            || host.property(&["response", "code_details"]),
+        );
         let now = host.now_nanos();
         let duration_us = now.saturating_sub(start) / 1000;
         let version = self.version.as_deref().unwrap_or(UNKNOWN);
@@ -534,6 +555,8 @@ mod tests {
         s.on_response_headers(p, host, headers_only);
         if !host.trailers.is_empty() {
             s.on_response_trailers(p, host);
+        } else if !headers_only {
+            s.on_response_body(true);
         }
         host.now.set(4_000_000);
         s.on_log(p, vm, m, host);
@@ -697,8 +720,34 @@ mod tests {
         let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
         finish(&p, &mut host, &mut reg, &mut m);
         // request: now, 2 headers, set; response: cluster, 3 header writes + now;
-        // log: code, flags, now.
-        assert_eq!(host.calls.get(), 12);
+        // log: code, now (a completed 2xx needs no flags lookup).
+        assert_eq!(host.calls.get(), 11);
+    }
+
+    #[test]
+    fn a_response_cut_off_after_its_headers_is_a_reset_even_with_status_200() {
+        let p = plugin("");
+        let mut host = FakeHost::with_request(&[])
+            .prop("xds.cluster_name", b"outbound|80|v2|reviews")
+            .prop_int("response.code", 200)
+            .prop_int(
+                "response.flags",
+                crate::outcome::flags::UPSTREAM_REMOTE_RESET,
+            );
+        let mut s = Stream::default();
+        let (mut vm, mut m) = (Vm::default(), FakeMetrics::default());
+        s.on_request_headers(&p, &vm, &mut host);
+        s.on_response_headers(&p, &mut host, false);
+        s.on_response_body(false);
+        s.on_log(&p, &mut vm, &mut m, &mut host);
+        assert_eq!(m.sum("canary_errors_total", "canary_error_kind=.=reset"), 1);
+        // The same flags on a completed response are not read: it succeeded (on retry).
+        let mut s = Stream::default();
+        s.on_request_headers(&p, &vm, &mut host);
+        s.on_response_headers(&p, &mut host, false);
+        s.on_response_body(true);
+        s.on_log(&p, &mut vm, &mut m, &mut host);
+        assert_eq!(m.sum("canary_errors_total", ""), 1);
     }
 
     #[test]
