@@ -9,6 +9,15 @@ const REQ: &str = "canary_requests_total";
 const ERR: &str = "canary_errors_total";
 const DUR: &str = "canary_request_duration_microseconds";
 
+/// The productpage sidecar for `reviews` v1/v2 with `plugin_config`, stable weights.
+fn reviews(plugin_config: &str, v1: &Upstream, v2: &Upstream) -> Sidecar {
+    Sidecar::outbound(
+        FilterSpec::Canary(plugin_config.into()),
+        &[("v1", v1.addr), ("v2", v2.addr)],
+        &[("v1", 100), ("v2", 0)],
+    )
+}
+
 async fn stats_after(envoy: &Envoy, expected_requests: f64) -> Stats {
     // on_log runs after the response is sent, and histograms are merged at the
     // next stats flush: wait for both.
@@ -29,11 +38,7 @@ async fn every_metric_equals_the_traffic_sent_with_labels() {
     let v1 = Upstream::start("v1").await;
     let v2 = Upstream::start("v2").await;
     let cfg = r#"{"sticky": {"percent": 50}}"#;
-    let sidecar = Sidecar::outbound(
-        FilterSpec::Canary(cfg.into()),
-        &[("v1", v1.addr), ("v2", v2.addr)],
-        &[("v1", 100), ("v2", 0)],
-    );
+    let sidecar = reviews(cfg, &v1, &v2);
     let envoy = Envoy::start(&sidecar).await;
     let c = envoy.client();
 
@@ -134,11 +139,7 @@ async fn canary_headers_are_stamped_on_responses() {
         },
     )
     .await;
-    let sidecar = Sidecar::outbound(
-        FilterSpec::Canary(String::new()),
-        &[("v1", v1.addr), ("v2", v2.addr)],
-        &[("v1", 100), ("v2", 0)],
-    );
+    let sidecar = reviews("", &v1, &v2);
     let envoy = Envoy::start(&sidecar).await;
     let r = envoy
         .client()
@@ -156,11 +157,7 @@ async fn canary_headers_are_stamped_on_responses() {
 
     let off =
         r#"{"responseHeaders": {"version": false, "cohort": "x-cohort", "serverTiming": false}}"#;
-    let sidecar = Sidecar::outbound(
-        FilterSpec::Canary(off.into()),
-        &[("v1", v1.addr), ("v2", v2.addr)],
-        &[("v1", 100), ("v2", 0)],
-    );
+    let sidecar = reviews(off, &v1, &v2);
     let envoy = Envoy::start(&sidecar).await;
     let r = envoy.client().get("/").await;
     assert_eq!(r.header("x-canary-version"), None);
@@ -172,11 +169,7 @@ async fn canary_headers_are_stamped_on_responses() {
 async fn grpc_errors_in_trailers_resets_timeouts_and_local_replies_are_errors() {
     let v1 = Upstream::start("v1").await;
     let v2 = Upstream::start("v2").await;
-    let mut sidecar = Sidecar::outbound(
-        FilterSpec::Canary(String::new()),
-        &[("v1", v1.addr), ("v2", v2.addr)],
-        &[("v1", 100), ("v2", 0)],
-    );
+    let mut sidecar = reviews("", &v1, &v2);
     sidecar.http2_upstream = true;
     sidecar.route_timeout_ms = 300;
     let envoy = Envoy::start(&sidecar).await;
@@ -240,11 +233,7 @@ async fn grpc_errors_in_trailers_resets_timeouts_and_local_replies_are_errors() 
 async fn a_local_reply_without_an_upstream_counts_as_local() {
     let v1 = Upstream::start("v1").await;
     let v2 = Upstream::start("v2").await;
-    let mut sidecar = Sidecar::outbound(
-        FilterSpec::Canary(String::new()),
-        &[("v1", v1.addr), ("v2", v2.addr)],
-        &[("v1", 100), ("v2", 0)],
-    );
+    let mut sidecar = reviews("", &v1, &v2);
     // A circuit breaker that admits nothing: Envoy answers 503 (overflow) itself.
     sidecar.cluster_extra = serde_json::json!({"circuit_breakers": {"thresholds": [{"max_requests": 0, "max_pending_requests": 0, "max_connections": 0}]}});
     let envoy = Envoy::start(&sidecar).await;
@@ -284,11 +273,7 @@ async fn server_mode_reports_the_pods_own_version_label() {
 async fn a_response_cut_off_after_its_headers_counts_as_a_reset() {
     let v1 = Upstream::start("v1").await;
     let v2 = Upstream::start("v2").await;
-    let sidecar = Sidecar::outbound(
-        FilterSpec::Canary(String::new()),
-        &[("v1", v1.addr), ("v2", v2.addr)],
-        &[("v1", 100), ("v2", 0)],
-    );
+    let sidecar = reviews("", &v1, &v2);
     let envoy = Envoy::start(&sidecar).await;
     let c = envoy.client();
     // The status line is already out when the upstream dies: the client sees
