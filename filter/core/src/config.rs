@@ -342,6 +342,12 @@ impl Config {
         }
     }
 
+    /// Whether finished requests are classified at all: for the metrics, the
+    /// gates, or both.
+    pub fn counts_outcomes(&self) -> bool {
+        self.metrics_enabled || self.gates.is_some()
+    }
+
     /// The label index of a cohort name.
     pub fn cohort_index(&self, name: &str) -> Option<usize> {
         (0..self.cohort_count()).find(|i| self.cohort_label(*i) == name)

@@ -212,7 +212,7 @@ impl Stream {
         self.response_complete |= end_of_stream;
         let cfg = &p.config;
         let rh = &cfg.response_headers;
-        let counting = cfg.metrics_enabled || cfg.gates.is_some();
+        let counting = cfg.counts_outcomes();
         if counting || rh.version.is_some() {
             self.resolve_version(p, host);
         }
@@ -243,7 +243,7 @@ impl Stream {
     /// gRPC status normally arrives in trailers; only gRPC sends `grpc-status`.
     pub fn on_response_trailers(&mut self, p: &Plugin, host: &mut impl Http) {
         self.response_complete = true;
-        if p.config.metrics_enabled || p.config.gates.is_some() {
+        if p.config.counts_outcomes() {
             if let Some(v) = host.response_trailer("grpc-status") {
                 self.grpc_status = Some(outcome::grpc_status(&v));
             }
@@ -259,7 +259,7 @@ impl Stream {
         host: &mut impl Http,
     ) {
         let cfg = &p.config;
-        if !cfg.metrics_enabled && cfg.gates.is_none() {
+        if !cfg.counts_outcomes() {
             return;
         }
         let Some(start) = self.started_ns else {
