@@ -521,7 +521,8 @@ pub async fn run(cli: &Cli, kube: &Kube, http: &Http) -> Result<String> {
         Command::Set(a) => set(cli, a, kube).await,
         Command::Promote(a) => promote(cli, a, kube, http).await,
         Command::Rollback(a) => {
-            let (cfg, vs) = step_to(cli, &a.name.name, &a.route, kube, |_| Ok(a.to)).await?;
+            let live = live_config(kube, &a.name.name).await?;
+            let (cfg, vs) = step_to(cli, &a.name.name, &a.route, kube, live, a.to).await?;
             print(cli.output, &[cfg, vs], || {
                 format!("rolled back to step {} %\n", a.to)
             })
@@ -673,10 +674,9 @@ async fn step_to(
     name: &str,
     route: &RouteArgs,
     kube: &Kube,
-    choose: impl FnOnce(f64) -> Result<u32>,
+    mut config: Value,
+    step: u32,
 ) -> Result<(Value, Value)> {
-    let mut config = live_config(kube, name).await?;
-    let step = choose(current_step(&config))?;
     let weights = apply_step(&mut config, step, route.step_mode)?;
     let cfg = validate_plugin_config(&config)?;
     let vs = route_spec(&cli.namespace, route, &cfg.cohort_header, weights).render();
@@ -735,7 +735,8 @@ pub async fn gate_of(
 }
 
 async fn promote(cli: &Cli, a: &PromoteArgs, kube: &Kube, http: &Http) -> Result<String> {
-    let current = current_step(&live_config(kube, &a.name.name).await?);
+    let live = live_config(kube, &a.name.name).await?;
+    let current = current_step(&live);
     let next = next_step(current)
         .ok_or_else(|| Error::Usage(format!("already at {current} %: nothing to promote")))?;
     let gate = gate_of(&a.source, &a.route.canary, kube, http).await?;
@@ -756,7 +757,7 @@ async fn promote(cli: &Cli, a: &PromoteArgs, kube: &Kube, http: &Http) -> Result
         }
         note = format!("forced past: {why}\n");
     }
-    let (cfg, vs) = step_to(cli, &a.name.name, &a.route, kube, |_| Ok(next)).await?;
+    let (cfg, vs) = step_to(cli, &a.name.name, &a.route, kube, live, next).await?;
     print(cli.output, &[cfg, vs], || {
         format!(
             "{note}promoted {} from {current} % to {next} %\n",

@@ -327,7 +327,6 @@ async fn promote_moves_to_the_next_step_in_the_filter_and_the_virtual_service() 
             call("GET", WP, 200, wasmplugin("canary", json!({"sticky": {"percent": 10}, "gates": {"canaryVersion": "v2"}}))),
             call("GET", PODS, 200, pods(&["pp-1"])),
             call("GET", &proxy("pp-1"), 200, scrape(1)),
-            call("GET", WP, 200, wasmplugin("canary", json!({"sticky": {"percent": 10}, "gates": {"canaryVersion": "v2"}}))),
             call("PATCH", &wp(APPLY_ROLLOUT), 200, wasmplugin("canary", json!({})))
                 .body(|b| assert_eq!(b["spec"]["pluginConfig"]["sticky"]["percent"], 50)),
             call("PATCH", &format!("{VS}{APPLY_ROLLOUT}"), 200, json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "reviews-canary"}}))
@@ -357,12 +356,6 @@ async fn forced_promotion_says_what_it_forced_past_and_the_last_step_moves_the_w
                 wasmplugin("canary", json!({"sticky": {"percent": 50}})),
             ),
             call("GET", PODS, 200, pods(&[])),
-            call(
-                "GET",
-                WP,
-                200,
-                wasmplugin("canary", json!({"sticky": {"percent": 50}})),
-            ),
             call(
                 "PATCH",
                 &wp(APPLY_ROLLOUT),

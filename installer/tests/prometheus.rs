@@ -120,7 +120,6 @@ async fn promote_advances_on_a_passing_gate_and_refuses_a_failing_one() {
         &["promote", "--prometheus", &healthy.prom.url()],
         vec![
             call("GET", WP, 200, wasmplugin("canary", plugin_config())),
-            call("GET", WP, 200, wasmplugin("canary", plugin_config())),
             call("PATCH", &format!("{WP}{APPLY}"), 200, wasmplugin("canary", json!({})))
                 .body(|b| assert_eq!(b["spec"]["pluginConfig"]["sticky"]["percent"], 50)),
             call(
