@@ -39,22 +39,9 @@ fn crds() -> Crds {
     c
 }
 
-fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            yaml_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "yaml") {
-            out.push(p);
-        }
-    }
-}
-
 /// Kubernetes objects shipped in manifests/ (not Envoy config or rule files).
 fn shipped_objects() -> Vec<(String, Value)> {
-    let mut files = vec![];
-    yaml_files(&root().join("manifests"), &mut files);
-    files.sort();
+    let files = canary_e2e::paths::files_under(&root().join("manifests"), &["yaml"]);
     let mut out = vec![];
     for f in files {
         let rel = f.strip_prefix(root()).unwrap().display().to_string();

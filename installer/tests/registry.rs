@@ -26,6 +26,22 @@ async fn offline(args: &[&str]) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// `canaryctl -o json push … --plain-http`, answered.
+async fn push_json(wasm: &std::path::Path, image: &str) -> String {
+    offline(&[
+        "-o",
+        "json",
+        "push",
+        "--wasm",
+        wasm.to_str().unwrap(),
+        "--image",
+        image,
+        "--plain-http",
+    ])
+    .await
+    .unwrap()
+}
+
 fn module() -> std::path::PathBuf {
     canary_e2e::paths::filter_wasm()
 }
@@ -35,18 +51,7 @@ async fn a_pushed_module_pulls_back_as_istio_expects_with_the_pinned_digest() {
     let reg = LocalRegistry::start().await;
     let image = format!("{}/canary/filter:v1", reg.addr);
     let wasm = module();
-    let out = offline(&[
-        "-o",
-        "json",
-        "push",
-        "--wasm",
-        wasm.to_str().unwrap(),
-        "--image",
-        &image,
-        "--plain-http",
-    ])
-    .await
-    .unwrap();
+    let out = push_json(&wasm, &image).await;
     let pushed: Value = serde_json::from_str(&out).unwrap();
     let digest = pushed["digest"].as_str().unwrap().to_string();
     assert!(
@@ -106,21 +111,7 @@ async fn a_pushed_module_pulls_back_as_istio_expects_with_the_pinned_digest() {
     assert_eq!(objs[0]["spec"]["url"], format!("oci://{image}"));
 
     // Pushing again is idempotent: same digest.
-    let again: Value = serde_json::from_str(
-        &offline(&[
-            "-o",
-            "json",
-            "push",
-            "--wasm",
-            wasm.to_str().unwrap(),
-            "--image",
-            &image,
-            "--plain-http",
-        ])
-        .await
-        .unwrap(),
-    )
-    .unwrap();
+    let again: Value = serde_json::from_str(&push_json(&wasm, &image).await).unwrap();
     assert_eq!(again["digest"], digest.as_str());
 }
 

@@ -23,23 +23,38 @@ pub fn envoy_bin() -> PathBuf {
     p
 }
 
-fn newest_source(dir: &Path) -> SystemTime {
-    let mut newest = SystemTime::UNIX_EPOCH;
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return newest;
-    };
-    for e in entries.flatten() {
-        let path = e.path();
-        let t = if path.is_dir() {
-            newest_source(&path)
-        } else {
-            e.metadata()
-                .and_then(|m| m.modified())
-                .unwrap_or(SystemTime::UNIX_EPOCH)
+/// Every file below `dir` whose extension is one of `exts` (all files when
+/// `exts` is empty), sorted. A missing directory has none.
+pub fn files_under(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
+    let mut out = vec![];
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
         };
-        newest = newest.max(t);
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if exts.is_empty()
+                || p.extension()
+                    .and_then(|x| x.to_str())
+                    .is_some_and(|x| exts.contains(&x))
+            {
+                out.push(p);
+            }
+        }
     }
-    newest
+    out.sort();
+    out
+}
+
+fn newest_source(dir: &Path) -> SystemTime {
+    files_under(dir, &[])
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+        .max()
+        .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 fn module(file: &str, sources: &[&str]) -> PathBuf {

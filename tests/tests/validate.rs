@@ -1,8 +1,6 @@
 //! Every Envoy configuration the project ships or renders passes
 //! `envoy --mode validate`.
 
-use std::path::Path;
-
 use canary_e2e::envoy::validate;
 use canary_e2e::paths::repo_root;
 use canary_e2e::sidecar::Tls;
@@ -44,21 +42,10 @@ fn every_rendered_sidecar_configuration_validates() {
     check("mTLS + h2 upstream", &tls);
 }
 
-fn yaml_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            yaml_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "yaml" || x == "json") {
-            out.push(p);
-        }
-    }
-}
-
 #[test]
 fn every_shipped_envoy_configuration_validates() {
-    let mut files = vec![];
-    yaml_files(&repo_root().join("manifests/envoy"), &mut files);
+    let files =
+        canary_e2e::paths::files_under(&repo_root().join("manifests/envoy"), &["yaml", "json"]);
     assert!(!files.is_empty());
     // Shipped examples name the module relative to the repository root.
     std::env::set_current_dir(repo_root()).unwrap();
