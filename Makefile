@@ -26,10 +26,11 @@ build: ## Build the filter (and the benchmark's no-op module) for wasm32-wasip1,
 	@ls -l $(FILTER_WASM) | awk '{printf "filter module: %s (%d bytes)\n", $$9, $$5}'
 
 .PHONY: test
-test: setup build ## Run every test: core (native, wasm32 under Node), end-to-end on real Envoy, installer (mock API, registry, Prometheus, CRDs)
+test: setup build ## Run every test: core (native, wasm32 under Node), end-to-end on real Envoy, the sandbox's short run, installer (mock API, registry, Prometheus, CRDs)
 	$(CARGO) test -p canary-core
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(WBG_RUNNER) $(CARGO) test -p canary-core --target wasm32-unknown-unknown --lib
 	$(CARGO) test -p canary-e2e
+	$(CARGO) test -p canary-sandbox
 	$(CARGO) test -p canary-installer
 
 .PHONY: lint
@@ -44,8 +45,8 @@ bench: setup build ## CPU per request: bare Envoy, no-op wasm, Lua tagging, this
 	$(CARGO) run -q --release -p canary-e2e --bin canary-bench -- --out out/bench.json
 
 .PHONY: demo
-demo: setup build ## Play the module's canary exercises on local Envoy processes and print what happened
-	$(CARGO) run -q --release -p canary-e2e --bin canary-demo
+demo: setup build ## Play the workshop module's canary exercises on local Envoy processes (sandbox/); summary and HTML report
+	$(CARGO) run -q --release -p canary-sandbox --bin canary-demo
 
 # ---- Istio on a kind cluster (needs docker, kind, kubectl, istioctl; checked) ----
 IMAGE ?= localhost:5001/canary/filter:latest

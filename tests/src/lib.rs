@@ -1,7 +1,8 @@
-//! The one harness behind the end-to-end tests, `make bench` and `make demo`:
-//! real Envoy processes on loopback ports, upstream test servers that name their
-//! version and fail on demand, HTTP clients (plain, from a chosen source
-//! address, HTTP/2, mTLS) and a `/stats/prometheus` parser.
+//! The one harness behind the end-to-end tests (`tests/tests`), `make bench`
+//! and the sandbox crate behind `make demo`: real Envoy processes on loopback
+//! ports, upstream test servers that name their version and fail on demand,
+//! HTTP clients (plain, from a chosen source address, HTTP/2, mTLS), a user
+//! population's traffic and a `/stats/prometheus` parser.
 //!
 //! It is test code: a broken precondition (no Envoy binary, a stale module, a
 //! port that never opened) aborts loudly with what to do.
@@ -10,8 +11,6 @@ pub mod certs;
 pub mod client;
 pub mod envoy;
 pub mod paths;
-pub mod report;
-pub mod sandbox;
 pub mod services;
 pub mod sidecar;
 pub mod stats;

@@ -5,7 +5,9 @@
 
 use std::fmt::Write as _;
 
-use crate::sandbox::{Options, Report, Sample};
+use crate::options::Options;
+use crate::recorder::Sample;
+use crate::results::Results;
 
 const COLORS: [(&str, &str); 3] = [("v1", "#4C78A8"), ("v2", "#54A24B"), ("v3", "#E45756")];
 const GATE_COLORS: [&str; 4] = ["#bbbbbb", "#54A24B", "#F2B701", "#E45756"];
@@ -262,7 +264,8 @@ fn money(v: f64) -> String {
     }
 }
 
-pub fn html(r: &Report, o: &Options) -> String {
+/// The whole report as one self-contained XHTML page, its data embedded as JSON.
+pub fn html(r: &Results, o: &Options) -> String {
     let mut s = String::new();
     s.push_str(r#"<!DOCTYPE html>
 <html xmlns="http://www.w3.org/1999/xhtml" lang="en"><head><meta charset="utf-8"/><title>Canary sandbox report</title>

@@ -1,7 +1,8 @@
 //! The local sandbox's short mode, as `make demo` plays it: the outcomes the
-//! module promises, measured on real Envoy processes, and a well-formed report.
+//! workshop module promises, measured on real Envoy processes, and a
+//! well-formed report.
 
-use canary_e2e::sandbox::{run, Options};
+use canary_sandbox::{report, run, Options};
 
 /// A minimal well-formedness check: every tag opened is closed, in order.
 fn well_formed(html: &str) -> Result<usize, String> {
@@ -52,9 +53,9 @@ fn the_well_formedness_check_catches_broken_markup() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_short_sandbox_shows_what_the_module_promises() {
+async fn the_short_sandbox_shows_what_the_workshop_module_promises() {
     let o = Options::short();
-    let r = run(&o).await;
+    let r = run(&o).await.unwrap();
 
     // 1. All-or-nothing exposes everyone to v2.
     assert_eq!(r.all_at_once_on_v2, 1.0);
@@ -132,7 +133,7 @@ async fn the_short_sandbox_shows_what_the_module_promises() {
     assert!(b.gate_per_deploy < b.manual_per_deploy && b.manual_per_deploy < b.before_per_deploy);
 
     // The report is written, self-contained and well formed.
-    let html = canary_e2e::report::html(&r, &o);
+    let html = report::html(&r, &o);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("report.html");
     std::fs::write(&path, &html).unwrap();

@@ -1,0 +1,121 @@
+//! What a sandbox run measured, phase by phase; serialized as the report's
+//! JSON data and by `canary-demo --json`.
+
+use std::collections::BTreeSet;
+
+use canary_e2e::traffic::Record;
+use serde::Serialize;
+
+use crate::recorder::Sample;
+
+/// How many requests and users a version's failures reached.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Exposure {
+    pub requests: usize,
+    pub errors: usize,
+    pub users: usize,
+    pub users_with_error: usize,
+    /// Milliseconds from the first error to the withdrawal (gate runs only).
+    pub time_to_withdrawal_ms: Option<u64>,
+    /// Sticky-canary requests that still reached the bad version after the trigger.
+    pub canary_requests_after_trigger: Option<usize>,
+}
+
+impl Exposure {
+    /// The share of users who saw at least one error.
+    pub fn blast_radius(&self) -> f64 {
+        if self.users == 0 {
+            0.0
+        } else {
+            self.users_with_error as f64 / self.users as f64
+        }
+    }
+
+    /// Counts the failed requests (5xx or no response) and the users they hit.
+    pub fn of(records: &[Record]) -> Exposure {
+        let failed = |r: &&Record| r.status >= 500 || r.status == 0;
+        let users: BTreeSet<usize> = records.iter().map(|r| r.user).collect();
+        let hit: BTreeSet<usize> = records.iter().filter(failed).map(|r| r.user).collect();
+        Exposure {
+            requests: records.len(),
+            errors: records.iter().filter(failed).count(),
+            users: users.len(),
+            users_with_error: hit.len(),
+            time_to_withdrawal_ms: None,
+            canary_requests_after_trigger: None,
+        }
+    }
+}
+
+/// One canary step of phase 2: per-request weights against the sticky cohort.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StepResult {
+    pub percent: u32,
+    pub users: usize,
+    pub weighted_share: f64,
+    pub weighted_flipped: usize,
+    pub sticky_share: f64,
+    pub sticky_flipped: usize,
+    /// Sticky users on the canary at the previous step who left it at this one.
+    pub sticky_left: usize,
+}
+
+/// Phase 3: where each cohort landed, and how far spoofed headers got.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CohortResult {
+    pub internal_on_v2: f64,
+    pub beta_on_v2: f64,
+    pub regular_on_v1: f64,
+    pub spoofed: usize,
+    pub spoofed_on_v2: usize,
+}
+
+/// One step of phase 5's gated promotion.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PromotionStep {
+    pub percent: u32,
+    pub seconds_to_pass: Option<f64>,
+    pub state: String,
+}
+
+impl PromotionStep {
+    /// How the step ended, in words.
+    pub fn outcome(&self) -> String {
+        match self.seconds_to_pass {
+            _ if self.percent >= 100 => "full rollout".to_string(),
+            Some(t) => format!("pass after {t:.1} s"),
+            None => format!("stuck at {}", self.state),
+        }
+    }
+}
+
+/// Exercise 8's cost of a bad deployment, per deployment and per month.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BusinessView {
+    pub before_per_deploy: f64,
+    pub before_per_month: f64,
+    pub manual_per_deploy: f64,
+    pub manual_per_month: f64,
+    pub gate_per_deploy: f64,
+    pub gate_per_month: f64,
+    pub saved_per_month: f64,
+}
+
+/// Everything one run measured; a phase not played leaves its part empty.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Results {
+    pub all_at_once: Option<Exposure>,
+    pub all_at_once_on_v2: f64,
+    pub steps: Vec<StepResult>,
+    pub cohorts: Option<CohortResult>,
+    pub outlier_only: Option<Exposure>,
+    pub gated: Option<Exposure>,
+    pub v3_withdrawn: bool,
+    pub promotion: Vec<PromotionStep>,
+    pub business: Option<BusinessView>,
+    /// The productpage sidecar's samples, per (sub-)phase.
+    pub timelines: Vec<(String, Vec<Sample>)>,
+    pub rate: f64,
+    pub users: usize,
+    pub seconds: f64,
+}

@@ -1,0 +1,60 @@
+//! The summary table `make demo` prints at the end: one line per measured
+//! outcome.
+
+use crate::options::Options;
+use crate::results::Results;
+
+/// The summary table printed at the end.
+pub fn table(r: &Results, o: &Options) -> String {
+    let mut s = format!(
+        "\n== Summary ({:.0} s, {} users, {} req/s)\n",
+        r.seconds, r.users, r.rate
+    );
+    if let Some(e) = &r.all_at_once {
+        s.push_str(&format!(
+            "  all-or-nothing        : {:.0} % of {} users exposed to v2 at once\n",
+            r.all_at_once_on_v2 * 100.0,
+            e.users
+        ));
+    }
+    for st in &r.steps {
+        s.push_str(&format!(
+            "  step {:>3} %            : weights flipped {:>3} users, sticky flipped {} (left canary: {})\n",
+            st.percent, st.weighted_flipped, st.sticky_flipped, st.sticky_left
+        ));
+    }
+    if let Some(c) = &r.cohorts {
+        s.push_str(&format!(
+            "  spoofed header        : {} of {} reached v2\n",
+            c.spoofed_on_v2, c.spoofed
+        ));
+    }
+    if let (Some(a), Some(g)) = (&r.outlier_only, &r.gated) {
+        s.push_str(&format!(
+            "  broken v3, outliers   : {} errors, {:.1} % of users hit\n",
+            a.errors,
+            a.blast_radius() * 100.0
+        ));
+        s.push_str(&format!(
+            "  broken v3, gate       : {} errors, {:.1} % of users hit, withdrawn {} (after {} ms)\n",
+            g.errors,
+            g.blast_radius() * 100.0,
+            if r.v3_withdrawn { "yes" } else { "NO" },
+            g.time_to_withdrawal_ms.map_or("-".into(), |t| t.to_string())
+        ));
+    }
+    for p in &r.promotion {
+        s.push_str(&format!(
+            "  promotion {:>3} %       : {}\n",
+            p.percent,
+            p.outcome()
+        ));
+    }
+    if let Some(b) = &r.business {
+        s.push_str(&format!(
+            "  business (Exercise 8) : per bad deploy ${:.0} before, ${:.2} with outlier detection + {} s manual rollback, ${:.2} with the gate; ${:.0}/month saved\n",
+            b.before_per_deploy, b.manual_per_deploy, o.business.rollback_manual_s, b.gate_per_deploy, b.saved_per_month
+        ));
+    }
+    s
+}
