@@ -27,3 +27,40 @@ pub fn view(b: &Business, outlier: &Exposure, gated: &Exposure) -> BusinessView 
         saved_per_month: before_month - gate * b.bad_deploys_after,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exposure(users: usize, users_with_error: usize, withdrawal_ms: Option<u64>) -> Exposure {
+        Exposure {
+            users,
+            users_with_error,
+            time_to_withdrawal_ms: withdrawal_ms,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_cost_scales_with_the_share_of_users_hurt_and_for_how_long() {
+        let b = Business::default();
+        // Half the users for the 30 s manual rollback: half of 30 s of a full outage.
+        let v = view(&b, &exposure(100, 50, None), &exposure(100, 10, Some(600)));
+        let full_second = 50_000.0 / 7_200.0;
+        assert!((v.manual_per_deploy - full_second * 0.5 * 30.0).abs() < 1e-9);
+        // A tenth of the users until the withdrawal took effect (600 ms + two ticks).
+        assert!((v.gate_per_deploy - full_second * 0.1 * 1.0).abs() < 1e-9);
+        assert_eq!(v.before_per_month, 100_000.0);
+        assert!((v.saved_per_month - (100_000.0 - v.gate_per_deploy)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn nobody_hurt_costs_nothing() {
+        let v = view(
+            &Business::default(),
+            &exposure(100, 0, None),
+            &exposure(0, 0, None),
+        );
+        assert_eq!((v.manual_per_deploy, v.gate_per_deploy), (0.0, 0.0));
+    }
+}

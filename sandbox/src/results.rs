@@ -119,3 +119,39 @@ pub struct Results {
     pub users: usize,
     pub seconds: f64,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use canary_e2e::traffic::Kind;
+
+    use super::*;
+
+    fn record(user: usize, status: u16) -> Record {
+        Record {
+            user,
+            kind: Kind::Regular,
+            sent: SystemTime::UNIX_EPOCH,
+            latency: Duration::ZERO,
+            status,
+            upstream: None,
+            cohort: None,
+        }
+    }
+
+    #[test]
+    fn a_5xx_or_no_response_counts_as_an_error_against_its_user() {
+        let records = [
+            record(1, 200),
+            record(1, 503),
+            record(2, 0),
+            record(3, 404),
+            record(3, 200),
+        ];
+        let e = Exposure::of(&records);
+        assert_eq!((e.requests, e.errors), (5, 2));
+        assert_eq!((e.users, e.users_with_error), (3, 2));
+        assert!((e.blast_radius() - 2.0 / 3.0).abs() < 1e-9);
+    }
+}
