@@ -47,7 +47,7 @@ pub struct Options {
 }
 
 impl Options {
-    /// About two minutes on a laptop.
+    /// `make demo`: about a minute.
     pub fn demo() -> Options {
         Options {
             steps: vec![1, 2, 3, 4, 5],
