@@ -86,7 +86,7 @@ impl RootContext for CanaryRoot {
         }
         log::info!(
             "canary: configured: {} cohorts, sticky {}.{:02} %, own version {}",
-            plugin.config.cohorts.rules.len(),
+            plugin.config.cohorts.len(),
             plugin.config.sticky.basis_points / 100,
             plugin.config.sticky.basis_points % 100,
             plugin.own_version

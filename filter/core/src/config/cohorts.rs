@@ -104,6 +104,16 @@ impl Cohorts {
         (0..self.count()).map(|i| Cohort(u8::try_from(i).unwrap_or(u8::MAX)))
     }
 
+    /// Number of declared cohorts.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// No declared cohorts: every request is stable or sticky canary.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
     /// Number of cohort labels (stable, canary and the declared ones).
     pub fn count(&self) -> usize {
         self.rules.len() + 2
