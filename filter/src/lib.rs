@@ -6,8 +6,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
-use canary_core::gates::{Engine, SharedStore};
-use canary_core::host::{Http, MetricKind, Metrics};
+use canary_core::gates::Engine;
+use canary_core::host::{Http, MetricKind, Metrics, SharedStore};
 use canary_core::stream::{Plugin, Stream, Vm};
 use canary_core::Config;
 use proxy_wasm::hostcalls;

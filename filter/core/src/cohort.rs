@@ -1,8 +1,66 @@
-//! Reading rule values out of client-controlled bytes: cookies and query
-//! strings. Everything here takes `&[u8]` and never assumes UTF-8, because a
+//! Which cohort a request joins: the first declared cohort one of whose
+//! rules matches, else the sticky canary bucket of its user key, else stable.
+//! Rule values come out of client-controlled bytes (headers, cookies, query
+//! strings); everything here takes `&[u8]` and never assumes UTF-8, because a
 //! client can send any bytes and a panic would take the whole VM down.
 
-use crate::config::Test;
+use crate::config::{Cohort, Config, MissingKey, Source, Test, UserKey};
+use crate::hash;
+use crate::host::Http;
+
+/// The cohort of one request. `headers` holds the values of
+/// `cfg.cohorts.headers`, already cleared of untrusted routing headers;
+/// `now_ns` stands in for a request id when a keyless request is split.
+/// The `cookie` header and `:path` are read only if a rule needs them.
+pub fn choose(cfg: &Config, host: &impl Http, headers: &[Option<Vec<u8>>], now_ns: u64) -> Cohort {
+    let mut cookie_header: Option<Option<Vec<u8>>> = None;
+    let mut path: Option<Option<Vec<u8>>> = None;
+    for (cohort, rule) in cfg.cohorts.declared() {
+        for m in &rule.matches {
+            let hit = match &m.source {
+                Source::Header(h) => test(&m.test, headers.get(*h).and_then(|v| v.as_deref())),
+                Source::Cookie(name) => {
+                    let header = cookie_header.get_or_insert_with(|| host.request_header("cookie"));
+                    test(&m.test, header.as_deref().and_then(|h| cookie(h, name)))
+                }
+                Source::Query(name) => {
+                    let path = path.get_or_insert_with(|| host.request_header(":path"));
+                    let value = path.as_deref().and_then(|p| query_param(p, name));
+                    test(&m.test, value.as_deref())
+                }
+            };
+            if hit {
+                return cohort;
+            }
+        }
+    }
+    let sticky = &cfg.sticky;
+    if sticky.basis_points == 0 {
+        return Cohort::STABLE;
+    }
+    let key = match &sticky.user_key {
+        UserKey::Header(h) => host.request_header(h),
+        UserKey::Cookie(name) => cookie_header
+            .get_or_insert_with(|| host.request_header("cookie"))
+            .as_deref()
+            .and_then(|h| cookie(h, name))
+            .map(<[u8]>::to_vec),
+    }
+    .filter(|k| !k.trim_ascii().is_empty());
+    let bucket = match (key, sticky.missing_key) {
+        (Some(k), _) => Some(hash::bucket(sticky.salt.as_bytes(), &k)),
+        (None, MissingKey::Stable) => None,
+        (None, MissingKey::PerRequest) => Some(match host.request_header("x-request-id") {
+            Some(id) => hash::bucket(b"", &id),
+            // Nanoseconds are as good as random for one request.
+            None => (now_ns / 1000 % u64::from(hash::BUCKETS)) as u32,
+        }),
+    };
+    match bucket {
+        Some(b) if b < sticky.basis_points => Cohort::CANARY,
+        _ => Cohort::STABLE,
+    }
+}
 
 /// The value of cookie `name` in a `cookie` header, without surrounding quotes.
 /// The first occurrence wins, as in browsers' and Envoy's own cookie lookup.

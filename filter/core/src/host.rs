@@ -1,4 +1,5 @@
-//! The two narrow doors to the proxy: per-request hostcalls and metrics.
+//! The narrow doors to the proxy: per-request hostcalls, metrics and the
+//! shared data the worker VMs of one proxy share.
 //!
 //! The filter crate implements them over proxy-wasm; unit tests use the fakes in
 //! `testing`. Getters return raw bytes because header values are client data and
@@ -33,4 +34,13 @@ pub trait Metrics {
     fn define(&mut self, kind: MetricKind, name: &str) -> Option<u32>;
     fn increment(&mut self, id: u32, by: i64);
     fn record(&mut self, id: u32, value: u64);
+}
+
+/// proxy-wasm shared data, one store per VM id, shared by the worker VMs.
+pub trait SharedStore {
+    /// The value and its CAS token, `None` when the key does not exist.
+    fn get(&self, key: &str) -> Option<(Vec<u8>, Option<u32>)>;
+    /// Stores `value` if `cas` still matches (any value when `None`);
+    /// `false` on a CAS mismatch.
+    fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool;
 }

@@ -20,6 +20,7 @@ pub mod property;
 mod robustness;
 pub mod stream;
 pub mod trust;
+pub mod version;
 
 pub use config::{Config, ConfigError};
 pub use stream::Stream;

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::config::Config;
+use crate::config::{Cohort, Config};
 use crate::host::{MetricKind, Metrics};
 use crate::outcome::{CodeClass, ErrorKind};
 
@@ -34,8 +34,7 @@ pub const DURATION: &str = "canary_request_duration_microseconds";
 
 /// Distinct version labels one VM reports before folding the rest into `other`.
 pub const MAX_VERSIONS: usize = 16;
-pub const OTHER: &str = "other";
-pub const UNKNOWN: &str = "unknown";
+pub use crate::version::{OTHER, UNKNOWN};
 
 /// The regex Envoy's `stats_tags` needs for `tag` (the same one Istio's
 /// `extraStatTags` generates).
@@ -75,14 +74,14 @@ enum Family {
 #[derive(Debug, Default)]
 pub struct Registry {
     versions: Vec<String>,
-    ids: HashMap<(Family, u8, u8, u8), u32>,
+    ids: HashMap<(Family, u8, Cohort, u8), u32>,
 }
 
 /// One finished request, as the metrics see it.
 #[derive(Debug, Clone, Copy)]
 pub struct Sample<'a> {
     pub version: &'a str,
-    pub cohort: usize,
+    pub cohort: Cohort,
     pub class: CodeClass,
     pub error: Option<ErrorKind>,
     pub duration_us: Option<u64>,
@@ -110,7 +109,7 @@ impl Registry {
         &mut self,
         sink: &mut impl Metrics,
         cfg: &Config,
-        key: (Family, u8, u8, u8),
+        key: (Family, u8, Cohort, u8),
         extra: Option<(&str, &str)>,
     ) -> Option<u32> {
         if let Some(id) = self.ids.get(&key) {
@@ -120,7 +119,7 @@ impl Registry {
             .versions
             .get(usize::from(key.1))
             .map_or(UNKNOWN, String::as_str);
-        let cohort = cfg.cohort_label(usize::from(key.2));
+        let cohort = cfg.cohort_label(key.2);
         let (kind, family) = match key.0 {
             Family::Requests => (MetricKind::Counter, REQUESTS),
             Family::Errors => (MetricKind::Counter, ERRORS),
@@ -134,8 +133,7 @@ impl Registry {
     /// Counts one finished request.
     pub fn record(&mut self, sink: &mut impl Metrics, cfg: &Config, s: Sample<'_>) {
         let v = self.version_index(s.version);
-        // Cohort indices are bounded by MAX_COHORTS + 2.
-        let c = s.cohort.min(usize::from(u8::MAX)) as u8;
+        let c = s.cohort;
         let key = (Family::Requests, v, c, s.class.index());
         if let Some(id) = self.id(sink, cfg, key, Some((TAG_CODE_CLASS, s.class.label()))) {
             sink.increment(id, 1);
@@ -178,7 +176,7 @@ mod tests {
         let mut m = FakeMetrics::default();
         let ok = Sample {
             version: "v1",
-            cohort: 0,
+            cohort: Cohort::STABLE,
             class: CodeClass::C2xx,
             error: None,
             duration_us: Some(1500),
@@ -188,7 +186,7 @@ mod tests {
         }
         let bad = Sample {
             version: "v2",
-            cohort: 3,
+            cohort: cfg.cohorts.named("beta").unwrap(),
             class: CodeClass::C5xx,
             error: Some(ErrorKind::Http5xx),
             duration_us: Some(10),
@@ -212,7 +210,7 @@ mod tests {
                 &cfg,
                 Sample {
                     version: &v,
-                    cohort: 0,
+                    cohort: Cohort::STABLE,
                     class: CodeClass::C2xx,
                     error: None,
                     duration_us: None,

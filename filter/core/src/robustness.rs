@@ -61,7 +61,7 @@ fn random_bytes_never_panic_the_parsers() {
         if let Ok(s) = std::str::from_utf8(&b) {
             let _ = s.parse::<crate::trust::Cidr>();
             let _ = s.parse::<crate::trust::Principal>();
-            let _ = crate::gates::duration::parse_ms(s);
+            let _ = crate::config::duration::parse_ms(s);
         }
     }
 }

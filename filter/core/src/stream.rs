@@ -1,16 +1,19 @@
 //! One HTTP request's life in the filter, written against the [`Http`] and
-//! [`Metrics`] traits so all of it runs in unit tests.
+//! [`Metrics`] traits so all of it runs in unit tests. Each callback gathers
+//! what its phase knows and hands the decisions to their own modules:
+//! [`Trust`](crate::trust::Trust) and [`cohort::choose`] on the request,
+//! [`version`](crate::version) on the response, [`outcome::classify`] and
+//! the metrics and gates at the end.
 
 use crate::cohort;
-use crate::config::{Config, Direction, MissingKey, Source, UserKey};
+use crate::config::{Cohort, Config};
 use crate::gates::window::Outcome;
 use crate::gates::Engine;
-use crate::hash;
 use crate::host::{Http, Metrics};
-use crate::metrics::{Registry, Sample, OTHER, UNKNOWN};
+use crate::metrics::{Registry, Sample};
 use crate::outcome;
 use crate::property;
-use crate::trust;
+use crate::version::UNKNOWN;
 
 /// What the root context knows once per configuration.
 #[derive(Debug, Clone)]
@@ -37,11 +40,7 @@ impl Vm {
 impl Plugin {
     /// `node_version` is the `xds.node.metadata.LABELS.version` attribute.
     pub fn new(config: Config, node_version: Option<&[u8]>) -> Self {
-        let own_version = match (&config.version.value, node_version) {
-            (Some(v), _) => v.clone(),
-            (None, Some(raw)) => version_label(&config, raw),
-            (None, None) => UNKNOWN.to_string(),
-        };
+        let own_version = config.version.own_version(node_version);
         Plugin {
             config,
             own_version,
@@ -49,24 +48,11 @@ impl Plugin {
     }
 }
 
-/// A label for a version name read from the proxy: `other` when it is outside
-/// `version.known` or not safe inside a stat name.
-pub fn version_label(cfg: &Config, raw: &[u8]) -> String {
-    let Ok(s) = std::str::from_utf8(raw) else {
-        return OTHER.to_string();
-    };
-    let allowed = match &cfg.version.known {
-        Some(known) => known.iter().any(|k| k == s),
-        None => crate::config::is_label_safe(s),
-    };
-    if allowed { s } else { OTHER }.to_string()
-}
-
 /// Per-request state: what was decided at request time and learnt on the way back.
 #[derive(Debug, Default)]
 pub struct Stream {
     started_ns: Option<u64>,
-    cohort: usize,
+    cohort: Cohort,
     version: Option<String>,
     grpc_status: Option<u32>,
     /// The response reached its end (headers, body or trailers with end of stream).
@@ -74,8 +60,8 @@ pub struct Stream {
 }
 
 impl Stream {
-    /// The cohort label index chosen for this request (0 = stable).
-    pub fn cohort(&self) -> usize {
+    /// The cohort chosen for this request.
+    pub fn cohort(&self) -> Cohort {
         self.cohort
     }
 
@@ -84,79 +70,20 @@ impl Stream {
     /// VirtualService matches on the cohort header see the new value.
     pub fn on_request_headers(&mut self, p: &Plugin, vm: &Vm, host: &mut impl Http) {
         let cfg = &p.config;
-        self.started_ns = Some(host.now_nanos());
+        let now = host.now_nanos();
+        self.started_ns = Some(now);
 
         // Rule headers, each fetched once.
         let mut values: Vec<Option<Vec<u8>>> = cfg
-            .rule_headers
+            .cohorts
+            .headers
             .iter()
-            .map(|h| host.request_header(h))
+            .map(|h| host.request_header(&h.name))
             .collect();
+        cfg.trust
+            .strip_untrusted(&cfg.cohorts.headers, host, &mut values);
 
-        if !cfg.trust.trusts_everyone() {
-            self.enforce_trust(cfg, host, &mut values);
-        }
-
-        let mut cookie_header: Option<Option<Vec<u8>>> = None;
-        let mut path: Option<Option<Vec<u8>>> = None;
-        let mut chosen = None;
-        'cohorts: for (i, c) in cfg.cohorts.iter().enumerate() {
-            for m in &c.matches {
-                let hit = match &m.source {
-                    Source::Header(h) => {
-                        cohort::test(&m.test, values.get(*h).and_then(|v| v.as_deref()))
-                    }
-                    Source::Cookie(name) => {
-                        let header =
-                            cookie_header.get_or_insert_with(|| host.request_header("cookie"));
-                        cohort::test(
-                            &m.test,
-                            header.as_deref().and_then(|h| cohort::cookie(h, name)),
-                        )
-                    }
-                    Source::Query(name) => {
-                        let path = path.get_or_insert_with(|| host.request_header(":path"));
-                        let value = path.as_deref().and_then(|p| cohort::query_param(p, name));
-                        cohort::test(&m.test, value.as_deref())
-                    }
-                };
-                if hit {
-                    chosen = Some(i + 2);
-                    break 'cohorts;
-                }
-            }
-        }
-
-        self.cohort = match chosen {
-            Some(c) => c,
-            None if cfg.sticky.basis_points == 0 => 0,
-            None => {
-                let key = match &cfg.sticky.user_key {
-                    UserKey::Header(h) => host.request_header(h),
-                    UserKey::Cookie(name) => cookie_header
-                        .get_or_insert_with(|| host.request_header("cookie"))
-                        .as_deref()
-                        .and_then(|h| cohort::cookie(h, name))
-                        .map(<[u8]>::to_vec),
-                }
-                .filter(|k| !k.trim_ascii().is_empty());
-                let bucket = match (key, cfg.sticky.missing_key) {
-                    (Some(k), _) => Some(hash::bucket(cfg.sticky.salt.as_bytes(), &k)),
-                    (None, MissingKey::Stable) => None,
-                    (None, MissingKey::PerRequest) => {
-                        Some(match host.request_header("x-request-id") {
-                            Some(id) => hash::bucket(b"", &id),
-                            // Nanoseconds are as good as random for one request.
-                            None => (host.now_nanos() / 1000 % u64::from(hash::BUCKETS)) as u32,
-                        })
-                    }
-                };
-                match bucket {
-                    Some(b) if b < cfg.sticky.basis_points => 1,
-                    _ => 0,
-                }
-            }
-        };
+        self.cohort = cohort::choose(cfg, host, &values, now);
         // A withdrawn canary takes no new users: they route to stable, and the
         // response shows the cohort actually used.
         if vm.withdrawn()
@@ -165,43 +92,10 @@ impl Stream {
                 .as_ref()
                 .is_some_and(|g| g.withdraw.contains(&self.cohort))
         {
-            self.cohort = 0;
+            self.cohort = Cohort::STABLE;
         }
         // Replaces whatever the client sent under this name.
         host.set_request_header(&cfg.cohort_header, cfg.cohort_label(self.cohort).as_bytes());
-    }
-
-    fn enforce_trust(&self, cfg: &Config, host: &mut impl Http, values: &mut [Option<Vec<u8>>]) {
-        // Routing headers no rule reads must still be stripped from untrusted callers.
-        let extra: Vec<&String> = cfg
-            .trust
-            .routing_headers
-            .iter()
-            .filter(|h| !cfg.rule_headers.contains(h))
-            .filter(|h| host.request_header(h).is_some())
-            .collect();
-        let guarded_present = values
-            .iter()
-            .zip(&cfg.rule_header_guarded)
-            .any(|(v, g)| *g && v.is_some());
-        if !guarded_present && extra.is_empty() {
-            return;
-        }
-        if is_trusted(cfg, host) {
-            return;
-        }
-        for (i, name) in cfg.rule_headers.iter().enumerate() {
-            if cfg.rule_header_guarded.get(i).copied().unwrap_or(false) {
-                if let Some(v) = values.get_mut(i) {
-                    if v.take().is_some() {
-                        host.remove_request_header(name);
-                    }
-                }
-            }
-        }
-        for name in extra {
-            host.remove_request_header(name);
-        }
     }
 
     /// Learns the version, and stamps the canary headers. `end_of_stream` says
@@ -311,60 +205,10 @@ impl Stream {
     }
 
     fn resolve_version(&mut self, p: &Plugin, host: &impl Http) {
-        if self.version.is_some() {
-            return;
-        }
-        let direction = p.config.version.direction;
-        if direction == Direction::Server {
-            self.version = Some(p.own_version.clone());
-            return;
-        }
-        // One lookup serves both questions in auto mode: Istio names inbound
-        // clusters `inbound|port||` and outbound ones `outbound|port|subset|host`.
-        let cluster = host.property(&["xds", "cluster_name"]);
-        let inbound = match &cluster {
-            Some(c) if direction == Direction::Auto && c.starts_with(b"inbound|") => true,
-            // Not an Istio name: ask the listener (1 = INBOUND).
-            Some(c) if direction == Direction::Auto && !c.starts_with(b"outbound|") => {
-                host.property(&["xds", "listener_direction"])
-                    .and_then(|b| property::int(&b))
-                    == Some(1)
-            }
-            _ => false,
-        };
-        self.version = Some(if inbound {
-            p.own_version.clone()
-        } else {
-            match cluster.as_deref().and_then(property::istio_subset) {
-                Some(subset) => version_label(&p.config, subset),
-                None => UNKNOWN.to_string(),
-            }
-        });
-    }
-}
-
-/// Trusted when the downstream address is in a listed network or the mTLS
-/// peer's URI SAN is a listed principal.
-fn is_trusted(cfg: &Config, host: &impl Http) -> bool {
-    let t = &cfg.trust;
-    if !t.source_cidrs.is_empty() {
-        if let Some(ip) = host
-            .property(&["source", "address"])
-            .and_then(|a| trust::parse_socket_ip(&a))
-        {
-            if t.source_cidrs.iter().any(|c| c.contains(ip)) {
-                return true;
-            }
+        if self.version.is_none() {
+            self.version = Some(p.config.version.resolve(&p.own_version, host));
         }
     }
-    if !t.peer_principals.is_empty() {
-        if let Some(san) = host.property(&["connection", "uri_san_peer_certificate"]) {
-            if t.peer_principals.iter().any(|p| p.matches(&san)) {
-                return true;
-            }
-        }
-    }
-    false
 }
 
 #[cfg(test)]
@@ -609,8 +453,8 @@ mod tests {
         let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
         finish(&p, &mut host, &mut reg, &mut m);
         assert_eq!(host.resp_all("x-canary-version"), vec!["other"]);
-        assert_eq!(version_label(&p.config, b"\xff"), "other");
-        assert_eq!(version_label(&Config::default(), b"v1;.;x"), "other");
+        assert_eq!(p.config.version.label(b"\xff"), "other");
+        assert_eq!(Config::default().version.label(b"v1;.;x"), "other");
     }
 
     #[test]

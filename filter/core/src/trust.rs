@@ -1,9 +1,93 @@
 //! Who may set routing headers: downstream addresses in CIDR allow-lists and
 //! mTLS peers (SPIFFE ids, as Istio issues them) in principal allow-lists.
+//! Routing headers from anyone else are removed before any rule reads them.
 
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
+
+use crate::config::cohorts::RuleHeader;
+use crate::config::error::HeaderName;
+use crate::host::Http;
+
+/// The `trust` section: which headers are routing headers, and who may send them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trust {
+    /// Headers honoured only from trusted sources, removed otherwise.
+    pub routing_headers: Vec<HeaderName>,
+    pub source_cidrs: Vec<Cidr>,
+    pub peer_principals: Vec<Principal>,
+}
+
+impl Trust {
+    /// No policy means the module's behaviour: every routing header is believed.
+    pub fn trusts_everyone(&self) -> bool {
+        self.source_cidrs.is_empty() && self.peer_principals.is_empty()
+    }
+
+    /// Whether this request's sender may set routing headers: its downstream
+    /// address is in a listed network or its mTLS peer's URI SAN is a listed
+    /// principal. Each attribute is read only when its list is not empty.
+    pub fn admits(&self, host: &impl Http) -> bool {
+        if self.trusts_everyone() {
+            return true;
+        }
+        if !self.source_cidrs.is_empty() {
+            if let Some(ip) = host
+                .property(&["source", "address"])
+                .and_then(|a| parse_socket_ip(&a))
+            {
+                if self.source_cidrs.iter().any(|c| c.contains(ip)) {
+                    return true;
+                }
+            }
+        }
+        if !self.peer_principals.is_empty() {
+            if let Some(san) = host.property(&["connection", "uri_san_peer_certificate"]) {
+                if self.peer_principals.iter().any(|p| p.matches(&san)) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Removes the routing headers of an untrusted request, from the proxy and
+    /// from `values` (the rule headers already read, parallel to `rules`).
+    /// The sender is only looked at when a routing header was actually sent.
+    pub fn strip_untrusted(
+        &self,
+        rules: &[RuleHeader],
+        host: &mut impl Http,
+        values: &mut [Option<Vec<u8>>],
+    ) {
+        if self.trusts_everyone() {
+            return;
+        }
+        // Routing headers no rule reads must still be stripped from untrusted callers.
+        let extra: Vec<&HeaderName> = self
+            .routing_headers
+            .iter()
+            .filter(|h| !rules.iter().any(|r| r.name == **h))
+            .filter(|h| host.request_header(h).is_some())
+            .collect();
+        let guarded_present = values
+            .iter()
+            .zip(rules)
+            .any(|(v, r)| r.guarded && v.is_some());
+        if (!guarded_present && extra.is_empty()) || self.admits(host) {
+            return;
+        }
+        for (rule, value) in rules.iter().zip(values.iter_mut()) {
+            if rule.guarded && value.take().is_some() {
+                host.remove_request_header(&rule.name);
+            }
+        }
+        for name in extra {
+            host.remove_request_header(name);
+        }
+    }
+}
 
 /// An IPv4 or IPv6 network, e.g. `10.0.0.0/8`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,20 +6,11 @@
 use std::collections::HashMap;
 
 use super::eval::{evaluate, GateState, Verdict};
-use super::policy::Gates;
 use super::shared::SharedState;
 use super::window::{Counts, Delta, Outcome};
-use crate::host::{MetricKind, Metrics};
+use crate::config::Gates;
+use crate::host::{MetricKind, Metrics, SharedStore};
 use crate::metrics::{tagged, MAX_VERSIONS, TAG_VERSION, TAG_WINDOW};
-
-/// proxy-wasm shared data, behind a trait for tests.
-pub trait SharedStore {
-    /// The value and its CAS token, `None` when the key does not exist.
-    fn get(&self, key: &str) -> Option<(Vec<u8>, Option<u32>)>;
-    /// Stores `value` if `cas` still matches (any value when `None`);
-    /// `false` on a CAS mismatch.
-    fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool;
-}
 
 /// Attempts per tick before leaving the delta for the next tick.
 const CAS_ATTEMPTS: usize = 8;

@@ -5,8 +5,9 @@
 //! A window with fewer than `minSamples` requests decides nothing: it can
 //! neither fire a trigger nor pass a gate.
 
-use super::policy::{BurnPair, Condition, Gates};
 use super::window::{Cell, Counts, Ring};
+use crate::config::duration::label_ms;
+use crate::config::gates::{BurnPair, Condition, Gates};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GateState {
@@ -86,7 +87,7 @@ pub fn evaluate(
 ) -> Verdict {
     t.triggers.resize(g.triggers.len(), None);
     let enough = |c: u32| c >= g.min_samples;
-    let label = super::policy::label_ms;
+    let label = label_ms;
 
     // Rollback triggers.
     let mut fired: Option<String> = None;

@@ -4,8 +4,8 @@
 //! small little-endian format; anything unreadable starts fresh.
 
 use super::eval::{GateState, Timers};
-use super::policy::Gates;
 use super::window::{Cell, Counts, Ring, BINS, KINDS};
+use crate::config::Gates;
 
 const MAGIC: &[u8; 4] = b"CGS2";
 const NONE: u64 = u64::MAX;

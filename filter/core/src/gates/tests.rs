@@ -6,12 +6,13 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use std::collections::HashMap;
 
-use super::engine::{Engine, SharedStore};
+use super::engine::Engine;
 use super::eval::{evaluate, GateState, Timers};
-use super::policy::{Condition, Gates};
 use super::shared::SharedState;
 use super::window::{Counts, Outcome, Ring};
-use crate::config::Config;
+use crate::config::gates::{Condition, Gates};
+use crate::config::{Cohort, Config};
+use crate::host::SharedStore;
 use crate::outcome::ErrorKind;
 use crate::testing::FakeMetrics;
 
@@ -131,7 +132,7 @@ fn the_module_numbers_are_the_defaults() {
     );
     assert_eq!((g.burn_width_ms, g.burn_len), (60_000, 360));
     assert_eq!((g.bucket_ms, g.fine_len), (10_000, 30));
-    assert_eq!(g.withdraw, vec![1]);
+    assert_eq!(g.withdraw, vec![Cohort::CANARY]);
     let labels: Vec<&str> = g.windows.iter().map(|(l, _)| l.as_str()).collect();
     assert_eq!(labels, ["1m", "5m", "30m", "1h", "6h"]);
 }
@@ -193,7 +194,10 @@ fn bad_gate_settings_are_refused_with_their_field() {
         "gates.rollback[0].fr"
     );
     let g = gates(r#"{"withdraw": ["canary", "beta"]}"#);
-    assert_eq!(g.withdraw, vec![1, 3]);
+    assert_eq!(
+        g.withdraw.iter().map(|c| c.index()).collect::<Vec<_>>(),
+        [1, 3]
+    );
 }
 
 #[test]

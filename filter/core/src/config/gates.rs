@@ -1,71 +1,10 @@
 //! The `gates` section of pluginConfig. Every number defaults to the module's
 //! Exercise 8; every duration is configurable so tests can run in seconds.
 
-use serde::Deserialize;
-
-use super::duration::parse_ms;
-use crate::config::{ConfigError, CANARY, STABLE};
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct RawGates {
-    canary_version: Option<String>,
-    tick: Option<String>,
-    bucket: Option<String>,
-    min_samples: Option<u32>,
-    objectives: Option<RawObjectives>,
-    promotion: Option<Vec<RawPromotion>>,
-    rollback: Option<Vec<RawTrigger>>,
-    burn_rate: Option<RawBurn>,
-    withdraw: Option<Vec<String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawObjectives {
-    availability_percent: Option<f64>,
-    latency_p99: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawPromotion {
-    at_percent: f64,
-    max_error_percent: Option<f64>,
-    max_p99: Option<String>,
-    #[serde(rename = "max5xx")]
-    max_5xx: Option<u32>,
-    objectives: Option<bool>,
-    hold_for: Option<String>,
-    window: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawTrigger {
-    error_percent_above: Option<f64>,
-    p99_above: Option<String>,
-    #[serde(rename = "http5xxPercentAbove")]
-    http_5xx_percent_above: Option<f64>,
-    window: Option<String>,
-    #[serde(rename = "for")]
-    for_: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawBurn {
-    windows: Option<Vec<RawBurnPair>>,
-    rollback: Option<bool>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawBurnPair {
-    long: String,
-    short: String,
-    factor: f64,
-}
+use super::cohorts::{Cohort, Cohorts, CANARY, STABLE};
+use super::duration::{label_ms, parse_ms};
+use super::error::{is_label_safe, ConfigError};
+use super::raw::{RawBurnPair, RawGates, RawPromotion, RawTrigger};
 
 /// A promotion gate for one rollout step.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,8 +66,8 @@ pub struct Gates {
     pub triggers: Vec<Trigger>,
     pub burn: Vec<BurnPair>,
     pub burn_rollback: bool,
-    /// Cohort indices stopped when the canary is withdrawn.
-    pub withdraw: Vec<usize>,
+    /// Cohorts stopped when the canary is withdrawn (see [`Gates::resolve_withdraw`]).
+    pub withdraw: Vec<Cohort>,
     pub withdraw_names: Vec<String>,
     /// Buckets in the fine ring (covers every trigger and promotion window).
     pub fine_len: usize,
@@ -147,10 +86,7 @@ fn dur(field: &str, s: &Option<String>, default_ms: u64) -> Result<u64, ConfigEr
 }
 
 fn invalid(field: impl Into<String>, m: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        field: field.into(),
-        message: m.into(),
-    }
+    ConfigError::invalid(field, m)
 }
 
 fn percent(field: &str, p: f64) -> Result<f64, ConfigError> {
@@ -160,31 +96,19 @@ fn percent(field: &str, p: f64) -> Result<f64, ConfigError> {
     Ok(p / 100.0)
 }
 
-/// A label for a duration in milliseconds, as the config would write it.
-pub fn label_ms(ms: u64) -> String {
-    match ms {
-        0 => "0s".to_string(),
-        m if m % 3_600_000 == 0 => format!("{}h", m / 3_600_000),
-        m if m % 60_000 == 0 => format!("{}m", m / 60_000),
-        m if m % 1_000 == 0 => format!("{}s", m / 1_000),
-        m => format!("{m}ms"),
-    }
-}
-
 /// Most buckets in the fine ring; each is ~170 bytes per version in shared data.
 const MAX_FINE_BUCKETS: u64 = 120;
 /// The burn ring's length: 6 h at one-minute resolution.
 const BURN_BUCKETS: u64 = 360;
 
-impl Gates {
-    /// `cohort_index` maps a cohort name to its label index, or `None`.
-    pub(crate) fn from_raw(
-        raw: RawGates,
-        cohort_index: impl Fn(&str) -> Option<usize>,
-    ) -> Result<Gates, ConfigError> {
+impl TryFrom<RawGates> for Gates {
+    type Error = ConfigError;
+
+    /// Everything but `withdraw`, whose names need the cohorts.
+    fn try_from(raw: RawGates) -> Result<Gates, ConfigError> {
         let f = |name: &str| format!("gates.{name}");
         if let Some(v) = &raw.canary_version {
-            if !crate::config::is_label_safe(v) {
+            if !is_label_safe(v) {
                 return Err(invalid(
                     f("canaryVersion"),
                     format!("{v:?} is not a version label"),
@@ -221,18 +145,14 @@ impl Gates {
                     max_error_percent: Some(0.05),
                     max_p99: Some("50ms".into()),
                     max_5xx: Some(0),
-                    objectives: None,
                     hold_for: Some("15m".into()),
-                    window: None,
+                    ..RawPromotion::default()
                 },
                 RawPromotion {
                     at_percent: 50.0,
-                    max_error_percent: None,
-                    max_p99: None,
-                    max_5xx: None,
                     objectives: Some(true),
                     hold_for: Some("30m".into()),
-                    window: None,
+                    ..RawPromotion::default()
                 },
             ]
         };
@@ -278,24 +198,17 @@ impl Gates {
             vec![
                 RawTrigger {
                     error_percent_above: Some(0.2),
-                    p99_above: None,
-                    http_5xx_percent_above: None,
-                    window: None,
                     for_: Some("5m".into()),
+                    ..RawTrigger::default()
                 },
                 RawTrigger {
-                    error_percent_above: None,
                     p99_above: Some("200ms".into()),
-                    http_5xx_percent_above: None,
-                    window: None,
                     for_: Some("3m".into()),
+                    ..RawTrigger::default()
                 },
                 RawTrigger {
-                    error_percent_above: None,
-                    p99_above: None,
                     http_5xx_percent_above: Some(1.0),
-                    window: None,
-                    for_: None,
+                    ..RawTrigger::default()
                 },
             ]
         };
@@ -377,22 +290,6 @@ impl Gates {
         }
 
         let withdraw_names = raw.withdraw.unwrap_or_else(|| vec![CANARY.to_string()]);
-        let mut withdraw = vec![];
-        for (i, name) in withdraw_names.iter().enumerate() {
-            match cohort_index(name) {
-                Some(0) | None => {
-                    return Err(invalid(
-                        f(&format!("withdraw[{i}]")),
-                        if name == STABLE {
-                            "stable cannot be withdrawn".to_string()
-                        } else {
-                            format!("no cohort named {name:?}")
-                        },
-                    ))
-                }
-                Some(c) => withdraw.push(c),
-            }
-        }
 
         let fine_window = promotion
             .iter()
@@ -435,13 +332,36 @@ impl Gates {
             triggers,
             burn,
             burn_rollback: burn_raw.rollback.unwrap_or(true),
-            withdraw,
+            withdraw: vec![],
             withdraw_names,
             fine_len: fine_len as usize,
             burn_width_ms,
             burn_len,
             windows: windows.into_iter().map(|w| (label_ms(w), w)).collect(),
         })
+    }
+}
+
+impl Gates {
+    /// Turns `withdraw` names into cohorts; stable cannot be withdrawn.
+    pub(crate) fn resolve_withdraw(&mut self, cohorts: &Cohorts) -> Result<(), ConfigError> {
+        self.withdraw = Vec::with_capacity(self.withdraw_names.len());
+        for (i, name) in self.withdraw_names.iter().enumerate() {
+            match cohorts.named(name) {
+                Some(c) if c != Cohort::STABLE => self.withdraw.push(c),
+                _ => {
+                    return Err(invalid(
+                        format!("gates.withdraw[{i}]"),
+                        if name == STABLE {
+                            "stable cannot be withdrawn".to_string()
+                        } else {
+                            format!("no cohort named {name:?}")
+                        },
+                    ))
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The promotion gate for a step: the one for the highest step at or below

@@ -35,6 +35,17 @@ pub fn parse_ms(s: &str) -> Result<u64, String> {
     Ok(total)
 }
 
+/// A label for a duration in milliseconds, as the config would write it.
+pub fn label_ms(ms: u64) -> String {
+    match ms {
+        0 => "0s".to_string(),
+        m if m % 3_600_000 == 0 => format!("{}h", m / 3_600_000),
+        m if m % 60_000 == 0 => format!("{}m", m / 60_000),
+        m if m % 1_000 == 0 => format!("{}s", m / 1_000),
+        m => format!("{m}ms"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[cfg(target_arch = "wasm32")]
@@ -49,6 +60,15 @@ mod tests {
         assert_eq!(parse_ms("5m"), Ok(300_000));
         assert_eq!(parse_ms("1h30m"), Ok(5_400_000));
         assert_eq!(parse_ms("0s"), Ok(0));
+    }
+
+    #[test]
+    fn labels_use_the_largest_whole_unit() {
+        assert_eq!(label_ms(0), "0s");
+        assert_eq!(label_ms(7_200_000), "2h");
+        assert_eq!(label_ms(300_000), "5m");
+        assert_eq!(label_ms(90_000), "90s");
+        assert_eq!(label_ms(1_500), "1500ms");
     }
 
     #[test]
