@@ -36,7 +36,10 @@ fi
 mkdir -p .tools/bin
 envoy_real=$(.venv/bin/python -c "import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), '_bin', 'envoy'))")
 ln -sfn "$PWD/$(realpath --relative-to="$PWD" "$envoy_real")" .tools/bin/envoy
-.tools/bin/envoy --version | grep -q "/$ENVOY_VERSION/" || { echo "unexpected Envoy: $(.tools/bin/envoy --version)"; exit 1; }
+# Read the version once: `envoy --version | grep -q` can fail under pipefail when
+# grep exits before Envoy has finished writing (SIGPIPE).
+envoy_version=$(.tools/bin/envoy --version)
+grep -q "/$ENVOY_VERSION/" <<<"$envoy_version" || { echo "unexpected Envoy: $envoy_version"; exit 1; }
 
 # wasm-bindgen's test runner must match the wasm-bindgen crate in Cargo.lock.
 wbg=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
@@ -53,4 +56,5 @@ if ! "$cache/bin/wasm-bindgen-test-runner" --version 2>/dev/null | grep -q " $wb
 fi
 ln -sfn "$cache/bin/wasm-bindgen-test-runner" .tools/bin/wasm-bindgen-test-runner
 command -v node >/dev/null || { echo "node is needed for the wasm32 core tests"; exit 1; }
-say "ready: Envoy $(.tools/bin/envoy --version | grep -o "/[0-9.]*/" | tr -d /), wasm-bindgen $wbg, $(h2load --version | head -1)"
+h2load_version=$(h2load --version)
+say "ready: Envoy $ENVOY_VERSION, wasm-bindgen $wbg, ${h2load_version%%$'\n'*}"
