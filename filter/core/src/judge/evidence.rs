@@ -1,6 +1,5 @@
 //! Arithmetic shared by the sequential tests: mixing likelihood ratios, the
-//! rejection threshold an e-value must reach, and a conservative bound on the
-//! canary's share of traffic.
+//! rejection threshold an e-value must reach, and Robbins' boundary.
 //!
 //! Every test in [`crate::judge`] is an *e-process*: a running product of
 //! per-tick factors whose expectation under the null hypothesis is at most 1.
@@ -45,22 +44,6 @@ pub fn log_term(count: u64, factor: f64) -> f64 {
     } else {
         count as f64 * factor.ln()
     }
-}
-
-/// Lower and upper bounds of a binomial share `part / whole` (Wilson score
-/// interval at `z` standard errors). Used to charge the uncertainty of the
-/// canary's traffic share against the canary: an early, noisy share must not
-/// manufacture evidence. `(0, 1)` when nothing is seen.
-pub fn share_bounds(part: u64, whole: u64, z: f64) -> (f64, f64) {
-    if whole == 0 {
-        return (0.0, 1.0);
-    }
-    let n = whole as f64;
-    let p = part as f64 / n;
-    let z2 = z * z;
-    let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
-    let half = z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / (1.0 + z2 / n);
-    ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
 /// Robbins' normal-mixture boundary: a process that behaves like a Brownian
@@ -110,17 +93,6 @@ mod tests {
         assert_eq!(log_term(0, 0.0), 0.0);
         assert_eq!(log_term(1, 0.0), f64::NEG_INFINITY);
         assert!((log_term(3, 2.0) - 3.0 * 2f64.ln()).abs() < 1e-12);
-    }
-
-    #[test]
-    fn share_bounds_contain_the_share_and_narrow_with_data() {
-        let (lo, hi) = share_bounds(10, 100, 2.5);
-        assert!(lo < 0.1 && 0.1 < hi);
-        let (lo2, hi2) = share_bounds(1_000, 10_000, 2.5);
-        assert!(hi2 - lo2 < (hi - lo) / 2.0);
-        assert_eq!(share_bounds(0, 0, 2.5), (0.0, 1.0));
-        let (lo, hi) = share_bounds(5, 5, 2.5);
-        assert!(lo > 0.0 && hi == 1.0);
     }
 
     #[test]
