@@ -26,16 +26,27 @@
 //! gives up a constant (`ln 1/weight`) to be near-optimal at every size.
 //!
 //! The traffic share `s` is estimated from the last [`SHARE_MEMORY`] requests
-//! or so (older requests fade out), so it follows a share that drifts within
-//! a step, and it includes the tick being scored: a canary event's own
-//! request raises the share it is scored against and a baseline event's
-//! lowers it, both in the null's favour. The guarantee below is exact for a
-//! known share; with the share estimated, its noise (about 1.5 % of the share
-//! at a 20 % share) is far inside the margin, and the A/A simulations measure
-//! the result, including the first ticks where the estimate is poorest.
-//! Charging the estimate's uncertainty explicitly (scoring against a
-//! confidence bound of the share) was tried: it costs evidence on every
-//! event, which adds up to more than the effect for subtle regressions.
+//! or so, the tick being scored included (older requests fade out). A long
+//! memory would be steadier but wrong exactly when it matters: when an
+//! incident raises both versions' errors while the canary's share drifts,
+//! events scored against a stale, lower share read as canary errors. With a
+//! short memory the share follows within a couple of ticks. Including the
+//! tick also favours the null: a canary event's own request raises the share
+//! it is scored against, a baseline event's lowers it. The guarantee below
+//! is exact for a known share; with the share estimated, the A/A simulations
+//! measure it (single-request ticks, incidents with a drifting share).
+//! Scoring against a confidence bound of the share instead was tried: it
+//! costs evidence on every event, which adds up to more than the effect of a
+//! subtle regression.
+//!
+//! # Two margins
+//!
+//! `not-worse` is the same test the other way round, against its own margin:
+//! the null "the canary's ratio is at least `1 + not_worse_margin` times the
+//! baseline's". Proving a ratio below 1.2x takes hundreds of events, which a
+//! service at 0.1 % errors needs hundreds of thousands of requests for;
+//! ruling out 2x takes a tenth of that. A canary between the two margins may
+//! reach either verdict; `worse` always wins and is kept once reached.
 //!
 //! # The floor
 //!
@@ -52,8 +63,9 @@
 //! - If the canary's event probability never exceeds `1 + margin` times the
 //!   baseline's at the same time, or never exceeds the floor, `worse` is ever
 //!   reached with probability at most `1 - confidence`.
-//! - If it always exceeds both, `not-worse` is ever reached with probability
-//!   at most `1 - confidence`.
+//! - If it always exceeds both `1 + not_worse_margin` times the baseline's
+//!   and the floor, `not-worse` is ever reached with probability at most
+//!   `1 - confidence`.
 //!
 //! The conditioning treats the events of a tick as independent coin flips,
 //! which is exact for Poisson arrivals and conservative otherwise (sampling
@@ -63,7 +75,7 @@ use super::evidence::{log_mixture, log_term, log_threshold, Component};
 use super::verdict::{MetricVerdict, Verdict};
 
 /// About how many recent requests the traffic share is estimated from.
-pub const SHARE_MEMORY: f64 = 5_000.0;
+pub const SHARE_MEMORY: f64 = 200.0;
 
 const fn c(value: f64, weight: f64) -> Component {
     Component { value, weight }
@@ -82,7 +94,7 @@ const WORSE: [Component; 8] = [
     c(100.0, 0.5 / 7.0),
     c(1e6, 0.5),
 ];
-/// Alternatives for `not-worse`, as multiples of `1 + margin`.
+/// Alternatives for `not-worse`, as multiples of `1 + not_worse_margin`.
 const NOT_WORSE: [Component; 5] = [
     c(0.8, 0.2),
     c(0.6, 0.2),
@@ -109,16 +121,21 @@ pub struct RatioConfig {
     pub confidence: f64,
     /// `worse` means a ratio above `(1 + margin)` times the baseline's.
     pub margin: f64,
+    /// `not-worse` means a ratio below `(1 + not_worse_margin)` times the
+    /// baseline's.
+    pub not_worse_margin: f64,
     /// Ratios at or below this never count as `worse`; a canary confidently
     /// below it is `not-worse`. 0 turns the floor off. Must be below 0.5.
     pub floor: f64,
 }
 
 impl RatioConfig {
-    /// Errors: 99 % confidence, 20 % margin, 0.01 % floor.
+    /// Errors: 99 % confidence, `worse` above 1.2x the baseline's ratio,
+    /// `not-worse` below 2x, 0.01 % floor.
     pub const ERRORS: RatioConfig = RatioConfig {
         confidence: 0.99,
         margin: 0.2,
+        not_worse_margin: 1.0,
         floor: 1e-4,
     };
 }
@@ -209,17 +226,16 @@ impl RatioTest {
             return;
         }
         let s = c / t;
-        let k = 1.0 + cfg.margin.max(0.0);
-        let t0 = theta(s, k);
-        let score = |mult: f64| {
-            let t1 = theta(s, k * mult);
+        let score = |margin: f64, mult: f64| {
+            let k = 1.0 + margin.max(0.0);
+            let (t0, t1) = (theta(s, k), theta(s, k * mult));
             log_term(canary.events, t1 / t0) + log_term(baseline.events, (1.0 - t1) / (1.0 - t0))
         };
         for (l, comp) in self.worse.iter_mut().zip(&WORSE) {
-            *l += score(comp.value);
+            *l += score(cfg.margin, comp.value);
         }
         for (l, comp) in self.not_worse.iter_mut().zip(&NOT_WORSE) {
-            *l += score(comp.value);
+            *l += score(cfg.not_worse_margin, comp.value);
         }
     }
 

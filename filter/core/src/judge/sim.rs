@@ -4,9 +4,6 @@
 //! `docs/judgment.md` comes from the ignored `judgment_table` test
 //! (`cargo test -p canary-core --release --lib judgment_table -- --ignored --nocapture`).
 
-#[cfg(target_arch = "wasm32")]
-use wasm_bindgen_test::wasm_bindgen_test as test;
-
 use super::pair::{Judge, JudgeConfig, Tick, Verdicts};
 use super::policy::{decide, Decision, Limit, PolicyConfig};
 use super::verdict::{Metric, Verdict};
@@ -144,28 +141,35 @@ struct Run {
 
 /// Plays up to `max_ticks` ticks, judging after each, until `stop` says so.
 fn play(s: &Scenario, seed: u64, max_ticks: u64, stop: impl Fn(&Verdicts) -> bool) -> Run {
+    play_phases(&[(max_ticks, s)], seed, stop)
+}
+
+/// Plays each scenario for its number of ticks in turn, as one rollout step.
+fn play_phases(phases: &[(u64, &Scenario)], seed: u64, stop: impl Fn(&Verdicts) -> bool) -> Run {
     let cfg = JudgeConfig::default();
     let mut judge: Judge<BINS> = Judge::default();
     let mut rng = Rng(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0x5DEE_CE66);
     let mut run = Run::default();
-    for _ in 0..max_ticks {
-        let (mut c, mut b) = (Counts::new(), Counts::new());
-        for _ in 0..s.per_tick {
-            let bits = rng.next();
-            if unit21(bits >> 43) < s.share {
-                c.record(&s.canary, bits);
-            } else {
-                b.record(&s.baseline, bits);
+    for (ticks, s) in phases {
+        for _ in 0..*ticks {
+            let (mut c, mut b) = (Counts::new(), Counts::new());
+            for _ in 0..s.per_tick {
+                let bits = rng.next();
+                if unit21(bits >> 43) < s.share {
+                    c.record(&s.canary, bits);
+                } else {
+                    b.record(&s.baseline, bits);
+                }
             }
-        }
-        run.ticks += 1;
-        run.canary_requests += c.requests;
-        run.canary_errors += c.errors;
-        run.requests += u64::from(s.per_tick);
-        run.verdicts = judge.tick(&cfg, c.tick(), b.tick());
-        if stop(&run.verdicts) {
-            run.stopped = true;
-            break;
+            run.ticks += 1;
+            run.canary_requests += c.requests;
+            run.canary_errors += c.errors;
+            run.requests += u64::from(s.per_tick);
+            run.verdicts = judge.tick(&cfg, c.tick(), b.tick());
+            if stop(&run.verdicts) {
+                run.stopped = true;
+                return run;
+            }
         }
     }
     run
@@ -318,6 +322,30 @@ fn an_incident_shared_by_both_versions_is_not_worse() {
         let d = decide(&PolicyConfig::default(), &r.verdicts.by_metric(), &both);
         assert_eq!(d.label(), "hold", "seed {seed}: {d:?}");
     }
+}
+
+#[test]
+fn an_a_a_rollout_through_an_incident_and_a_drifting_share_is_rarely_withdrawn() {
+    // Both versions at 0.1 % errors and a 10 % canary share, then an incident
+    // takes both to 5 % while the canary's share drifts to 30 %: the error
+    // rate and the share change together, the case a comparison of totals
+    // gets wrong.
+    let calm = Scenario {
+        share: 0.1,
+        per_tick: 100,
+        canary: stable(0.001),
+        baseline: stable(0.001),
+    };
+    let incident = Scenario {
+        share: 0.3,
+        canary: stable(0.05),
+        baseline: stable(0.05),
+        ..calm.clone()
+    };
+    let withdrawn_runs = (0..300)
+        .filter(|seed| play_phases(&[(40, &calm), (40, &incident)], *seed, withdrawn).stopped)
+        .count();
+    assert!(withdrawn_runs <= 3, "{withdrawn_runs} of 300 withdrawn");
 }
 
 #[test]

@@ -38,12 +38,14 @@ pub struct TailConfig {
 
 impl Default for TailConfig {
     /// P99, fixed after 500 baseline requests; `worse` when the canary's
-    /// share above it is confidently over 1.5 times the baseline's.
+    /// share above it is confidently over 1.5 times the baseline's,
+    /// `not-worse` when confidently under twice.
     fn default() -> Self {
         TailConfig {
             ratio: RatioConfig {
                 confidence: 0.99,
                 margin: 0.5,
+                not_worse_margin: 1.0,
                 floor: 0.0,
             },
             quantile: 0.99,
