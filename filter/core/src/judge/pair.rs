@@ -156,6 +156,12 @@ mod tests {
     }
 
     #[test]
+    fn the_state_of_a_pair_fits_in_about_a_kilobyte() {
+        // Two 36-bucket histograms are most of it; shared data carries it per version.
+        assert!(std::mem::size_of::<Judge<36>>() <= 1_032);
+    }
+
+    #[test]
     fn verdicts_are_listed_by_metric() {
         let v = Verdicts {
             shift: MetricVerdict {

@@ -186,26 +186,50 @@ fn worse(m: Metric) -> impl Fn(&Verdicts) -> bool {
     move |v: &Verdicts| v.get(m).verdict == Verdict::Worse
 }
 
-/// A/A rollouts of `ticks` ticks of `per_tick` requests, a 20 % canary share, 1 % errors.
-fn a_a(rollouts: u64, per_tick: u32, ticks: u64) -> (u64, [u64; 3]) {
-    let s = Scenario {
-        share: 0.2,
-        per_tick,
-        canary: stable(0.01),
-        baseline: stable(0.01),
-    };
-    let mut false_worse = 0;
+/// Rollouts withdrawn among `rollouts` seeded plays of `phases`, in total
+/// and by the metric that read `worse`.
+fn withdrawals(phases: &[(u64, &Scenario)], rollouts: u64) -> (u64, [u64; 3]) {
+    let mut total = 0;
     let mut by_metric = [0u64; 3];
     for seed in 0..rollouts {
-        let r = play(&s, seed, ticks, withdrawn);
+        let r = play_phases(phases, seed, withdrawn);
         if r.stopped {
-            false_worse += 1;
+            total += 1;
             for (n, (_, v)) in by_metric.iter_mut().zip(r.verdicts.by_metric()) {
                 *n += u64::from(v == Verdict::Worse);
             }
         }
     }
-    (false_worse, by_metric)
+    (total, by_metric)
+}
+
+/// Two identical versions: `share` of the requests to the canary, `error` each.
+fn twins(share: f64, per_tick: u32, error: f64) -> Scenario {
+    Scenario {
+        share,
+        per_tick,
+        canary: stable(error),
+        baseline: stable(error),
+    }
+}
+
+/// A/A rollouts of `ticks` ticks of `per_tick` requests, a 20 % canary share, 1 % errors.
+fn a_a(rollouts: u64, per_tick: u32, ticks: u64) -> (u64, [u64; 3]) {
+    withdrawals(&[(ticks, &twins(0.2, per_tick, 0.01))], rollouts)
+}
+
+/// Both at 0.1 % errors and a 10 % canary share for 40 ticks, then an
+/// incident takes both to 5 % while the canary's share drifts to 30 %: the
+/// error rate and the share change together, the case a comparison of
+/// totals gets wrong.
+fn incident_with_drift(rollouts: u64, incident_ticks: u64) -> (u64, [u64; 3]) {
+    withdrawals(
+        &[
+            (40, &twins(0.1, 100, 0.001)),
+            (incident_ticks, &twins(0.3, 100, 0.05)),
+        ],
+        rollouts,
+    )
 }
 
 #[test]
@@ -305,12 +329,7 @@ fn variance_growth_with_the_same_median_is_worse_on_the_tail_only() {
 fn an_incident_shared_by_both_versions_is_not_worse() {
     // Both at 5 % errors: the relative test sees no difference, so only the
     // absolute limits fire, for both, and the policy holds.
-    let s = Scenario {
-        share: 0.2,
-        per_tick: 100,
-        canary: stable(0.05),
-        baseline: stable(0.05),
-    };
+    let s = twins(0.2, 100, 0.05);
     for seed in 0..20 {
         let r = play(&s, seed, 300, worse(Metric::Errors));
         assert!(!r.stopped, "seed {seed}");
@@ -326,26 +345,8 @@ fn an_incident_shared_by_both_versions_is_not_worse() {
 
 #[test]
 fn an_a_a_rollout_through_an_incident_and_a_drifting_share_is_rarely_withdrawn() {
-    // Both versions at 0.1 % errors and a 10 % canary share, then an incident
-    // takes both to 5 % while the canary's share drifts to 30 %: the error
-    // rate and the share change together, the case a comparison of totals
-    // gets wrong.
-    let calm = Scenario {
-        share: 0.1,
-        per_tick: 100,
-        canary: stable(0.001),
-        baseline: stable(0.001),
-    };
-    let incident = Scenario {
-        share: 0.3,
-        canary: stable(0.05),
-        baseline: stable(0.05),
-        ..calm.clone()
-    };
-    let withdrawn_runs = (0..300)
-        .filter(|seed| play_phases(&[(40, &calm), (40, &incident)], *seed, withdrawn).stopped)
-        .count();
-    assert!(withdrawn_runs <= 3, "{withdrawn_runs} of 300 withdrawn");
+    let (n, by_metric) = incident_with_drift(300, 40);
+    assert!(n <= 3, "{n} of 300 withdrawn: {by_metric:?}");
 }
 
 #[test]
@@ -490,20 +491,32 @@ fn judgment_table() {
     }
     println!();
     let (fw, by) = a_a(10_000, 100, 1_000);
-    println!(
-        "A/A, 10,000 rollouts of 100,000 requests, 20 % share: {fw} withdrawn (errors {}, shift {}, tail {})",
-        by[0], by[1], by[2]
+    println!("| A/A | withdrawn | errors | shift | tail |");
+    println!("|---|---|---|---|---|");
+    let row = |name: &str, (n, by): (u64, [u64; 3])| {
+        println!("| {name} | {n} | {} | {} | {} |", by[0], by[1], by[2]);
+    };
+    row(
+        "10,000 rollouts of 1,000 ticks x 100 requests, 20 % share, 1 % errors",
+        (fw, by),
+    );
+    row(
+        "4,000 rollouts of 400 single-request ticks, 20 % share, 5 % errors",
+        withdrawals(&[(400, &twins(0.2, 1, 0.05))], 4_000),
+    );
+    row(
+        "4,000 rollouts of 400 single-request ticks, 50 % share, 20 % errors",
+        withdrawals(&[(400, &twins(0.5, 1, 0.2))], 4_000),
+    );
+    row(
+        "4,000 rollouts: 40 calm ticks, then a 5 % incident for 200 ticks with the share drifting from 10 to 30 %",
+        incident_with_drift(4_000, 200),
     );
     println!();
     println!("| A/A, 20 % share | canary requests to `not-worse` (median) | (90th pct) |");
     println!("|---|---|---|");
     for (name, err) in [("errors 0.1 %", 0.001), ("errors 1 %", 0.01)] {
-        let s = Scenario {
-            share: 0.2,
-            per_tick: 100,
-            canary: stable(err),
-            baseline: stable(err),
-        };
+        let s = twins(0.2, 100, err);
         for m in Metric::ALL {
             if m != Metric::Errors && err > 0.005 {
                 continue;

@@ -79,7 +79,7 @@ fn exceedances(hist: &[u64], edge: usize) -> Tally {
 }
 
 /// What the tail test keeps between ticks: the edge and the ratio test's
-/// state (216 bytes).
+/// state (232 bytes).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct TailTest {
     /// The baseline's quantile bucket, fixed once.
