@@ -20,6 +20,7 @@ pub mod policy;
 pub mod ratio;
 pub mod shift;
 pub mod tail;
+pub mod valid;
 pub mod verdict;
 
 // The simulations check statistics, not the platform: the unit tests beside
@@ -29,4 +30,5 @@ mod sim;
 
 pub use pair::{Judge, JudgeConfig, Tick, Verdicts};
 pub use policy::{decide, BaselineFailing, Decision, Limit, PolicyConfig, Reason};
+pub use valid::Invalid;
 pub use verdict::{Metric, MetricVerdict, Verdict};
