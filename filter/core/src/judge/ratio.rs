@@ -45,8 +45,9 @@
 //! the null "the canary's ratio is at least `1 + not_worse_margin` times the
 //! baseline's". Proving a ratio below 1.2x takes hundreds of events, which a
 //! service at 0.1 % errors needs hundreds of thousands of requests for;
-//! ruling out 2x takes a tenth of that. A canary between the two margins may
-//! reach either verdict; `worse` always wins and is kept once reached.
+//! ruling out 2x takes a small fraction of that. A canary between the two
+//! margins may reach either verdict; `worse` always wins and is kept once
+//! reached.
 //!
 //! # The floor
 //!
