@@ -56,10 +56,15 @@ impl Latency {
         for (c, b) in cdf.iter_mut().zip(BOUNDS_US) {
             *c = phi(((b as f64 / 1_000.0).ln() - median_ms.ln()) / sigma);
         }
+        // One pass: the slices are in order, so the bucket only moves up.
+        let mut bucket = 0;
         let table = (0..1u32 << 16)
             .map(|i| {
                 let u = (f64::from(i) + 0.5) / 65_536.0;
-                cdf.partition_point(|c| *c <= u).min(BINS - 1) as u8
+                while bucket < BINS - 1 && cdf[bucket] <= u {
+                    bucket += 1;
+                }
+                bucket as u8
             })
             .collect();
         Latency { table }
