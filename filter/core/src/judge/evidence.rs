@@ -1,5 +1,5 @@
 //! Arithmetic shared by the sequential tests: mixing likelihood ratios, the
-//! rejection threshold an e-value must reach, and Robbins' boundary.
+//! rejection threshold an e-value must reach, and Robbins' normal mixture.
 //!
 //! Every test in [`crate::judge`] is an *e-process*: a running product of
 //! per-tick factors whose expectation under the null hypothesis is at most 1.
@@ -46,14 +46,38 @@ pub fn log_term(count: u64, factor: f64) -> f64 {
     }
 }
 
-/// Robbins' normal-mixture boundary: a process that behaves like a Brownian
-/// motion with variance `info` crosses `sqrt((info + v0) ln((info + v0) /
-/// (v0 alpha^2)))` with probability at most `alpha` over all time, when its
-/// drift is zero. `v0` is the precision of the Gaussian mixture over drifts:
-/// the boundary is tightest for effects near `1/sqrt(v0)`.
-pub fn normal_mixture_boundary(info: f64, v0: f64, confidence: f64) -> f64 {
+/// Standard normal CDF (Abramowitz-Stegun 7.1.26, absolute error below
+/// 1.5e-7): a few operations instead of a special-functions crate.
+pub fn phi(x: f64) -> f64 {
+    let z = x.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * z);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erfc = poly * (-z * z).exp();
+    if x >= 0.0 {
+        1.0 - erfc / 2.0
+    } else {
+        erfc / 2.0
+    }
+}
+
+/// `ln E` of Robbins' one-sided normal mixture: for a process `s` that
+/// behaves like a Brownian motion with variance `info` and drift at most 0,
+///
+/// ```text
+/// E = 2 sqrt(v0 / (info + v0)) exp(s^2 / (2 (info + v0))) Phi(s / sqrt(info + v0))
+/// ```
+///
+/// (the likelihood ratio mixed over positive drifts with a half-normal of
+/// precision `v0`) is a supermartingale, so it ever reaches `1/alpha` with
+/// probability at most `alpha`. It grows with `s`; below 0 it is reported
+/// at `s = 0`, which is below 1 and so decides nothing either way.
+pub fn log_normal_mixture(s: f64, info: f64, v0: f64) -> f64 {
     let t = info + v0;
-    (t * ((t / v0).ln() + 2.0 * log_threshold(confidence))).sqrt()
+    let pos = s.max(0.0);
+    std::f64::consts::LN_2 + 0.5 * (v0 / t).ln() + pos * pos / (2.0 * t) + phi(pos / t.sqrt()).ln()
 }
 
 #[cfg(test)]
@@ -96,10 +120,25 @@ mod tests {
     }
 
     #[test]
-    fn the_normal_mixture_boundary_grows_like_the_square_root_of_information() {
-        let b1 = normal_mixture_boundary(1e4, 100.0, 0.99);
-        let b2 = normal_mixture_boundary(4e4, 100.0, 0.99);
-        assert!(b1 > 2.33 * 100.0, "wider than a fixed-n test: {b1}");
-        assert!(b2 / b1 > 2.0 && b2 / b1 < 2.3, "{}", b2 / b1);
+    fn phi_matches_known_values() {
+        for (x, p) in [
+            (0.0, 0.5),
+            (1.0, 0.841_344_746),
+            (-2.326_347_874, 0.01),
+            (3.0, 0.998_650_102),
+        ] {
+            assert!((phi(x) - p).abs() < 2e-7, "phi({x}) = {}", phi(x));
+        }
+    }
+
+    #[test]
+    fn the_one_sided_mixture_crosses_later_than_a_one_shot_test_and_grows_with_the_score() {
+        let info: f64 = 1e4;
+        // A one-shot 99 % test rejects at s = 2.33 sqrt(info); the mixture needs more.
+        let one_shot = 2.326 * info.sqrt();
+        assert!(log_normal_mixture(one_shot, info, 100.0) < log_threshold(0.99));
+        assert!(log_normal_mixture(2.0 * one_shot, info, 100.0) > log_threshold(0.99));
+        assert!(log_normal_mixture(-50.0, info, 100.0) == log_normal_mixture(0.0, info, 100.0));
+        assert!(log_normal_mixture(0.0, info, 100.0) < 0.0);
     }
 }

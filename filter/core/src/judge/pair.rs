@@ -1,6 +1,7 @@
 //! The state kept for one canary/baseline pair between ticks, and the tick
 //! that turns each version's new requests into three verdicts.
 
+use super::codec::{Codec, Reader, Writer};
 use super::ratio::{RatioConfig, RatioTest, Tally};
 use super::shift::{shift_verdict, ShiftConfig};
 use super::tail::{TailConfig, TailTest};
@@ -96,6 +97,35 @@ impl<const B: usize> Judge<B> {
         self.verdicts(cfg)
     }
 
+    /// Bytes [`Self::encode`] writes: 1,019 for 36 buckets.
+    pub const ENCODED_LEN: usize = 8 * (RatioTest::WORDS + TailTest::WORDS + 2 * B) + 3;
+
+    fn codec(&mut self, c: &mut impl Codec) -> Option<()> {
+        self.errors.codec(c)?;
+        self.tail.codec(c)?;
+        c.u64s(&mut self.canary_latency)?;
+        c.u64s(&mut self.baseline_latency)
+    }
+
+    /// Appends the state to `out`: [`Self::ENCODED_LEN`] bytes, the `worse`
+    /// flags one byte each at the end.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut copy = *self;
+        let _ = copy.codec(&mut Writer(out));
+        out.extend(self.worse.map(u8::from));
+    }
+
+    /// The state at the start of `bytes` and the bytes after it; `None` when
+    /// `bytes` is too short.
+    pub fn decode(bytes: &[u8]) -> Option<(Judge<B>, &[u8])> {
+        let mut j = Judge::default();
+        let mut r = Reader(bytes);
+        j.codec(&mut r)?;
+        let (flags, rest) = r.0.split_first_chunk::<3>()?;
+        j.worse = flags.map(|f| f != 0);
+        Some((j, rest))
+    }
+
     /// The verdicts of the data so far, `worse` kept once reached.
     pub fn verdicts(&mut self, cfg: &JudgeConfig) -> Verdicts {
         let mut v = Verdicts {
@@ -159,6 +189,56 @@ mod tests {
     fn the_state_of_a_pair_fits_in_about_a_kilobyte() {
         // Two 36-bucket histograms are most of it; shared data carries it per version.
         assert!(std::mem::size_of::<Judge<36>>() <= 1_032);
+    }
+
+    fn busy() -> Judge<4> {
+        let cfg = JudgeConfig {
+            tail: TailConfig {
+                min_baseline: 100,
+                ..TailConfig::default()
+            },
+            ..JudgeConfig::default()
+        };
+        let mut j: Judge<4> = Judge::default();
+        for i in 0..30u64 {
+            j.tick(
+                &cfg,
+                Tick {
+                    requests: 10,
+                    errors: i % 3,
+                    latency: &[2, 3, 4, 1],
+                },
+                Tick {
+                    requests: 90,
+                    errors: 1,
+                    latency: &[40, 30, 19, 1],
+                },
+            );
+        }
+        j
+    }
+
+    #[test]
+    fn a_state_survives_a_round_trip_through_bytes() {
+        let j = busy();
+        assert!(j.tail.edge.is_some() && j.worse.iter().any(|w| *w));
+        let mut bytes = vec![7];
+        j.encode(&mut bytes);
+        assert_eq!(bytes.len(), 1 + Judge::<4>::ENCODED_LEN);
+        bytes.push(9);
+        let (back, rest) = Judge::<4>::decode(&bytes[1..]).unwrap();
+        assert_eq!(back, j);
+        assert_eq!(rest, &[9]);
+        assert_eq!(Judge::<36>::ENCODED_LEN, 1_019);
+    }
+
+    #[test]
+    fn a_short_input_decodes_to_nothing() {
+        let mut bytes = Vec::new();
+        busy().encode(&mut bytes);
+        for n in [0, 8, bytes.len() - 1] {
+            assert!(Judge::<4>::decode(&bytes[..n]).is_none(), "{n} bytes");
+        }
     }
 
     #[test]

@@ -72,6 +72,7 @@
 //! which is exact for Poisson arrivals and conservative otherwise (sampling
 //! without replacement is less spread than with, Hoeffding 1963).
 
+use super::codec::Codec;
 use super::evidence::{log_mixture, log_term, log_threshold, Component};
 use super::verdict::{MetricVerdict, Verdict};
 
@@ -254,6 +255,24 @@ impl RatioTest {
         for (l, comp) in self.floor_ok.iter_mut().zip(&FLOOR_OK) {
             *l += score(comp.value * f);
         }
+    }
+
+    /// 64-bit words [`Self::codec`] reads or writes.
+    pub(crate) const WORDS: usize =
+        6 + WORSE.len() + NOT_WORSE.len() + FLOOR_WORSE.len() + FLOOR_OK.len();
+
+    /// The state's fields, in encoding order.
+    pub(crate) fn codec(&mut self, c: &mut impl Codec) -> Option<()> {
+        for t in [&mut self.canary, &mut self.baseline] {
+            c.u64(&mut t.requests)?;
+            c.u64(&mut t.events)?;
+        }
+        c.f64(&mut self.recent.0)?;
+        c.f64(&mut self.recent.1)?;
+        c.f64s(&mut self.worse)?;
+        c.f64s(&mut self.not_worse)?;
+        c.f64s(&mut self.floor_worse)?;
+        c.f64s(&mut self.floor_ok)
     }
 
     fn floor_on(cfg: &RatioConfig) -> bool {

@@ -30,11 +30,12 @@
 //!
 //! With information `I = 1 / Var0(A)`, the score `S = (A - 0.5 - min_effect) I`
 //! behaves, as requests accumulate, like a Brownian motion in `I` (the
-//! invariance principle for two-sample U-statistics). Robbins' normal mixture
-//! over its drift gives the e-value
+//! invariance principle for two-sample U-statistics). Robbins' normal
+//! mixture over its drift, one-sided (a half-normal over positive drifts),
+//! gives the e-value
 //!
 //! ```text
-//! M = sqrt(v0 / (I + v0)) exp(S+^2 / (2 (I + v0)))
+//! E = 2 sqrt(v0 / (I + v0)) exp(S^2 / (2 (I + v0))) Phi(S / sqrt(I + v0))
 //! ```
 //!
 //! which crosses `1/alpha` with probability at most `alpha` over all time
@@ -45,7 +46,7 @@
 //! does not have. `v0` ([`V0`]) tunes the boundary to be tightest for effects
 //! around `1/sqrt(v0)` = 0.1.
 
-use super::evidence::log_threshold;
+use super::evidence::{log_normal_mixture, log_threshold};
 use super::verdict::{MetricVerdict, Verdict};
 
 /// Precision of the normal mixture over drifts (effects near 0.1 matter most).
@@ -114,13 +115,6 @@ pub fn mann_whitney(canary: &[u64], baseline: &[u64]) -> Option<MannWhitney> {
     })
 }
 
-/// `ln M` of the one-sided normal mixture for score `s` at information `info`.
-fn log_mixture_e(s: f64, info: f64) -> f64 {
-    let t = info + V0;
-    let pos = s.max(0.0);
-    0.5 * (V0 / t).ln() + pos * pos / (2.0 * t)
-}
-
 /// The latency-shift verdict from the two cumulative histograms.
 pub fn shift_verdict(cfg: &ShiftConfig, canary: &[u64], baseline: &[u64]) -> MetricVerdict {
     let threshold = log_threshold(cfg.confidence);
@@ -139,8 +133,8 @@ pub fn shift_verdict(cfg: &ShiftConfig, canary: &[u64], baseline: &[u64]) -> Met
         let info = 1.0 / mw.variance;
         let d = mw.effect - 0.5 - cfg.min_effect.max(0.0);
         (
-            log_mixture_e(d * info, info),
-            log_mixture_e(-d * info, info),
+            log_normal_mixture(d * info, info, V0),
+            log_normal_mixture(-d * info, info, V0),
         )
     } else {
         (0.0, 0.0)

@@ -4,6 +4,7 @@
 //! `docs/judgment.md` comes from the ignored `judgment_table` test
 //! (`cargo test -p canary-core --release --lib judgment_table -- --ignored --nocapture`).
 
+use super::evidence::phi;
 use super::pair::{Judge, JudgeConfig, Tick, Verdicts};
 use super::policy::{decide, Decision, Limit, PolicyConfig};
 use super::verdict::{Metric, Verdict};
@@ -25,22 +26,6 @@ impl Rng {
 /// The low 21 bits of `bits` as a uniform number in [0, 1).
 fn unit21(bits: u64) -> f64 {
     (bits & 0x1F_FFFF) as f64 / f64::from(1u32 << 21)
-}
-
-/// Standard normal CDF (Abramowitz-Stegun 7.1.26, error below 1e-7).
-fn phi(x: f64) -> f64 {
-    let z = x.abs() / std::f64::consts::SQRT_2;
-    let t = 1.0 / (1.0 + 0.327_591_1 * z);
-    let poly = t
-        * (0.254_829_592
-            + t * (-0.284_496_736
-                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
-    let erfc = poly * (-z * z).exp();
-    if x >= 0.0 {
-        1.0 - erfc / 2.0
-    } else {
-        erfc / 2.0
-    }
 }
 
 /// A log-normal latency as the gates' histogram sees it: the bucket for each

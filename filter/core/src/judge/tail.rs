@@ -23,6 +23,7 @@
 //!   it was fixed), and never moves: a threshold picked from the scored data,
 //!   or one that follows it, would break the supermartingale property.
 
+use super::codec::Codec;
 use super::ratio::{RatioConfig, RatioTest, Tally};
 use super::verdict::MetricVerdict;
 
@@ -113,6 +114,17 @@ impl TailTest {
 
     pub fn verdict(&self, cfg: &TailConfig) -> MetricVerdict {
         self.test.verdict(&cfg.ratio)
+    }
+
+    /// 64-bit words [`Self::codec`] reads or writes.
+    pub(crate) const WORDS: usize = 1 + RatioTest::WORDS;
+
+    /// The state's fields, in encoding order; no edge is `u64::MAX`.
+    pub(crate) fn codec(&mut self, c: &mut impl Codec) -> Option<()> {
+        let mut edge = self.edge.map_or(u64::MAX, |e| e as u64);
+        c.u64(&mut edge)?;
+        self.edge = usize::try_from(edge).ok().filter(|_| edge != u64::MAX);
+        self.test.codec(c)
     }
 
     /// The edge as a latency, given the histogram's bucket upper bounds;
