@@ -41,6 +41,14 @@ impl Verdicts {
         }
     }
 
+    fn get_mut(&mut self, m: Metric) -> &mut MetricVerdict {
+        match m {
+            Metric::Errors => &mut self.errors,
+            Metric::LatencyShift => &mut self.shift,
+            Metric::LatencyTail => &mut self.tail,
+        }
+    }
+
     /// Each metric with its verdict, in [`Metric::ALL`] order.
     pub fn by_metric(&self) -> [(Metric, Verdict); 3] {
         Metric::ALL.map(|m| (m, self.get(m).verdict))
@@ -134,11 +142,7 @@ impl<const B: usize> Judge<B> {
             tail: self.tail.verdict(&cfg.tail),
         };
         for (latched, m) in self.worse.iter_mut().zip(Metric::ALL) {
-            let mv = match m {
-                Metric::Errors => &mut v.errors,
-                Metric::LatencyShift => &mut v.shift,
-                Metric::LatencyTail => &mut v.tail,
-            };
+            let mv = v.get_mut(m);
             *latched |= mv.verdict == Verdict::Worse;
             if *latched {
                 mv.verdict = Verdict::Worse;
