@@ -368,7 +368,7 @@ fn cell(x: u64) -> String {
 }
 
 #[test]
-#[ignore = "a sweep of a few seconds in release mode; prints the table in docs/judgment.md"]
+#[ignore = "a sweep of about a minute in release mode; prints the tables in docs/judgment.md"]
 fn judgment_table() {
     let slower = |f: f64| Version {
         error: 0.0,
