@@ -12,6 +12,7 @@ pub mod config;
 pub mod gates;
 pub mod hash;
 pub mod host;
+pub mod judge;
 pub mod metrics;
 pub mod outcome;
 pub mod promtext;
