@@ -4,6 +4,7 @@
 use super::cohorts::{Cohort, Cohorts, CANARY, STABLE};
 use super::duration::{label_ms, parse_ms};
 use super::error::{is_label_safe, ConfigError};
+use super::judgment::Judgment;
 use super::raw::{RawBurnPair, RawGates, RawPromotion, RawTrigger};
 
 /// A promotion gate for one rollout step.
@@ -39,6 +40,9 @@ pub struct Trigger {
     pub window_ms: u64,
     /// How long the condition must hold continuously; 0 fires at once.
     pub for_ms: u64,
+    /// The trigger in words, e.g. `rollback[0] (error ratio > 0.2 % over 1m)`,
+    /// for the judge's reasons.
+    pub label: String,
 }
 
 /// SRE-workbook multi-window burn-rate alert: both windows must burn faster
@@ -76,6 +80,8 @@ pub struct Gates {
     pub burn_len: usize,
     /// Windows exported as gauges, with their labels, shortest first.
     pub windows: Vec<(String, u64)>,
+    /// The canary judged against a baseline; off unless configured.
+    pub judgment: Option<Judgment>,
 }
 
 fn dur(field: &str, s: &Option<String>, default_ms: u64) -> Result<u64, ConfigError> {
@@ -94,6 +100,11 @@ fn percent(field: &str, p: f64) -> Result<f64, ConfigError> {
         return Err(invalid(field, format!("{p} is outside 0-100")));
     }
     Ok(p / 100.0)
+}
+
+/// A fraction as a percentage rounded to 4 decimals, so 0.002 reads 0.2.
+fn per_cent(x: f64) -> f64 {
+    (x * 1e6).round() / 1e4
 }
 
 /// Most buckets in the fine ring; each is ~170 bytes per version in shared data.
@@ -241,10 +252,16 @@ impl TryFrom<RawGates> for Gates {
             };
             let window_ms = dur(&tf(".window"), &t.window, 60_000)?;
             let for_ms = dur(&tf(".for"), &t.for_, 0)?;
+            let what = match condition {
+                Condition::ErrorRatioAbove(x) => format!("error ratio > {} %", per_cent(x)),
+                Condition::P99Above(x) => format!("P99 > {}", label_ms((x / 1_000.0) as u64)),
+                Condition::Status5xxRatioAbove(x) => format!("5xx ratio > {} %", per_cent(x)),
+            };
             triggers.push(Trigger {
                 condition,
                 window_ms,
                 for_ms,
+                label: format!("rollback[{i}] ({what} over {})", label_ms(window_ms)),
             });
         }
 
@@ -290,6 +307,26 @@ impl TryFrom<RawGates> for Gates {
         }
 
         let withdraw_names = raw.withdraw.unwrap_or_else(|| vec![CANARY.to_string()]);
+
+        let judgment = match raw.judgment {
+            None => None,
+            Some(j) => {
+                let Some(canary) = &raw.canary_version else {
+                    return Err(invalid(
+                        f("judgment"),
+                        "judging the canary needs gates.canaryVersion",
+                    ));
+                };
+                let j = Judgment::try_from(j)?;
+                if j.baseline_version.as_ref() == Some(canary) {
+                    return Err(invalid(
+                        f("judgment.baselineVersion"),
+                        "must differ from gates.canaryVersion",
+                    ));
+                }
+                Some(j)
+            }
+        };
 
         let fine_window = promotion
             .iter()
@@ -338,6 +375,7 @@ impl TryFrom<RawGates> for Gates {
             burn_width_ms,
             burn_len,
             windows: windows.into_iter().map(|w| (label_ms(w), w)).collect(),
+            judgment,
         })
     }
 }

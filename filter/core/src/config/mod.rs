@@ -7,6 +7,7 @@ pub mod cohorts;
 pub mod duration;
 pub mod error;
 pub mod gates;
+pub mod judgment;
 pub(crate) mod raw;
 
 use std::collections::HashSet;

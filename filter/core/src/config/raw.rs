@@ -102,6 +102,54 @@ pub(crate) struct RawGates {
     pub rollback: Option<Vec<RawTrigger>>,
     pub burn_rate: Option<RawBurn>,
     pub withdraw: Option<Vec<String>>,
+    pub judgment: Option<RawJudgment>,
+}
+
+/// `gates.judgment`: the canary judged against a baseline. Field names
+/// match the judge's own (`errors.margin`), so its range errors name them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawJudgment {
+    pub baseline_version: Option<String>,
+    pub baseline_failing: Option<RawBaselineFailing>,
+    pub errors: Option<RawRatio>,
+    pub shift: Option<RawShift>,
+    pub tail: Option<RawTail>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) enum RawBaselineFailing {
+    Hold,
+    Withdraw,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawRatio {
+    pub confidence: Option<f64>,
+    pub margin: Option<f64>,
+    pub not_worse_margin: Option<f64>,
+    pub floor: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawShift {
+    pub confidence: Option<f64>,
+    pub min_effect: Option<f64>,
+    pub min_samples: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RawTail {
+    pub confidence: Option<f64>,
+    pub margin: Option<f64>,
+    pub not_worse_margin: Option<f64>,
+    pub floor: Option<f64>,
+    pub quantile: Option<f64>,
+    pub min_baseline: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
