@@ -17,13 +17,16 @@ pub const TAG_COHORT: &str = "canary_cohort";
 pub const TAG_CODE_CLASS: &str = "canary_code_class";
 pub const TAG_ERROR_KIND: &str = "canary_error_kind";
 pub const TAG_WINDOW: &str = "canary_window";
+/// What the judge compares: `errors`, `latency-shift` or `latency-tail`.
+pub const TAG_METRIC: &str = "canary_metric";
 /// Every tag the filter emits, for `stats_tags` / `extraStatTags`.
-pub const TAGS: [&str; 5] = [
+pub const TAGS: [&str; 6] = [
     TAG_VERSION,
     TAG_COHORT,
     TAG_CODE_CLASS,
     TAG_ERROR_KIND,
     TAG_WINDOW,
+    TAG_METRIC,
 ];
 
 pub const REQUESTS: &str = "canary_requests_total";

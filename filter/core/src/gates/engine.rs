@@ -6,11 +6,13 @@
 use std::collections::HashMap;
 
 use super::eval::{evaluate, GateState, Verdict};
+use super::judging::{self, Judged};
 use super::shared::SharedState;
 use super::window::{Counts, Delta, Outcome};
 use crate::config::Gates;
 use crate::host::{MetricKind, Metrics, SharedStore};
-use crate::metrics::{tagged, MAX_VERSIONS, TAG_VERSION, TAG_WINDOW};
+use crate::judge::{Metric, Verdict as JudgeVerdict};
+use crate::metrics::{tagged, MAX_VERSIONS, TAG_METRIC, TAG_VERSION, TAG_WINDOW};
 
 /// Attempts per tick before leaving the delta for the next tick.
 const CAS_ATTEMPTS: usize = 8;
@@ -23,6 +25,12 @@ pub const BURN_RATE: &str = "canary_gate_burn_rate_milli";
 pub const P99: &str = "canary_gate_p99_microseconds";
 pub const HEARTBEAT: &str = "canary_heartbeat_timestamp_seconds";
 pub const TICKS: &str = "canary_ticks_total";
+pub const JUDGE_VERDICT: &str = "canary_judge_verdict";
+pub const JUDGE_EVIDENCE_WORSE: &str = "canary_judge_evidence_worse_milli";
+pub const JUDGE_EVIDENCE_NOT_WORSE: &str = "canary_judge_evidence_not_worse_milli";
+pub const JUDGE_CANARY_SAMPLES: &str = "canary_judge_canary_samples";
+pub const JUDGE_BASELINE_SAMPLES: &str = "canary_judge_baseline_samples";
+pub const JUDGE_DECISION: &str = "canary_judge_decision";
 
 #[derive(Debug)]
 pub struct Engine {
@@ -33,6 +41,8 @@ pub struct Engine {
     gauges: HashMap<String, u32>,
     /// The verdicts of the last successful tick, by version.
     pub last: Vec<(String, Verdict)>,
+    /// The judge's verdicts of the last successful tick, when judgment is on.
+    pub judged: Option<Judged>,
 }
 
 /// What a tick did, for the root context to log.
@@ -53,6 +63,7 @@ impl Engine {
             withdrawn: false,
             gauges: HashMap::new(),
             last: Vec::new(),
+            judged: None,
         }
     }
 
@@ -120,6 +131,10 @@ impl Engine {
             for vs in st.versions.iter_mut() {
                 vs.fit_now(g, now_ms);
                 let v = evaluate(g, step_bp, &vs.fine, &vs.burn, now_ms, &mut vs.timers);
+                verdicts.push((vs.name.clone(), v));
+            }
+            let judged = self.judge(g, &mut st, &mut verdicts, now_ms, &mut log);
+            for (vs, (_, v)) in st.versions.iter_mut().zip(&verdicts) {
                 if v.state != vs.state {
                     log.push(format!(
                         "canary gate {}: {} -> {} ({})",
@@ -130,7 +145,6 @@ impl Engine {
                     ));
                     vs.state = v.state;
                 }
-                verdicts.push((vs.name.clone(), v));
             }
             let canary_rolled_back = g.canary_version.as_ref().is_some_and(|c| {
                 verdicts
@@ -149,6 +163,7 @@ impl Engine {
                 self.deltas.iter_mut().for_each(|(_, d)| d.clear());
                 self.withdrawn = st.withdrawn_for == self.config_hash;
                 self.last = verdicts;
+                self.judged = judged;
                 report.merged = true;
                 report.log = log;
                 break;
@@ -156,6 +171,38 @@ impl Engine {
         }
         self.export(sink, now_ms);
         report
+    }
+
+    /// Judges the canary against its baseline and folds the decision into
+    /// the canary's verdict; `None` when judgment is off.
+    fn judge(
+        &self,
+        g: &Gates,
+        st: &mut SharedState,
+        verdicts: &mut [(String, Verdict)],
+        now_ms: u64,
+        log: &mut Vec<String>,
+    ) -> Option<Judged> {
+        let (j, canary) = (g.judgment.as_ref()?, g.canary_version.as_deref()?);
+        let baseline = judging::baseline(j, canary, st, g, now_ms);
+        let v = judging::judge(j, st, baseline.as_deref(), canary, &self.deltas, log);
+        let gate = |name: &str| verdicts.iter().position(|(n, _)| n == name);
+        let decision = match gate(canary) {
+            Some(ci) => {
+                let b = baseline
+                    .as_deref()
+                    .and_then(gate)
+                    .map(|bi| verdicts[bi].1.clone());
+                judging::apply(g, j, &v, &mut verdicts[ci].1, b.as_ref())
+            }
+            None => 0,
+        };
+        Some(Judged {
+            canary: canary.to_string(),
+            baseline,
+            verdicts: v,
+            decision,
+        })
     }
 
     fn gauge(&mut self, sink: &mut impl Metrics, kind: MetricKind, name: String) -> Option<u32> {
@@ -202,5 +249,41 @@ impl Engine {
             }
         }
         self.last = last;
+        if let Some(j) = self.judged.take() {
+            self.export_judged(sink, &j);
+            self.judged = Some(j);
+        }
+    }
+
+    fn export_judged(&mut self, sink: &mut impl Metrics, j: &Judged) {
+        let canary = [(TAG_VERSION, j.canary.as_str())];
+        self.set(sink, tagged(&canary, JUDGE_DECISION), u64::from(j.decision));
+        let milli = |x: f64| (x * 1e3).round().max(0.0) as u64;
+        for m in Metric::ALL {
+            let tags = [(TAG_VERSION, j.canary.as_str()), (TAG_METRIC, m.label())];
+            let v = j.verdicts.get(m);
+            let code = match v.verdict {
+                JudgeVerdict::NotWorse => 0,
+                JudgeVerdict::Inconclusive => 1,
+                JudgeVerdict::Worse => 2,
+            };
+            self.set(sink, tagged(&tags, JUDGE_VERDICT), code);
+            self.set(
+                sink,
+                tagged(&tags, JUDGE_EVIDENCE_WORSE),
+                milli(v.log_e_worse),
+            );
+            self.set(
+                sink,
+                tagged(&tags, JUDGE_EVIDENCE_NOT_WORSE),
+                milli(v.log_e_not_worse),
+            );
+            self.set(sink, tagged(&tags, JUDGE_CANARY_SAMPLES), v.canary_samples);
+            self.set(
+                sink,
+                tagged(&tags, JUDGE_BASELINE_SAMPLES),
+                v.baseline_samples,
+            );
+        }
     }
 }

@@ -62,6 +62,14 @@ pub struct Verdict {
     /// Why, in words, for the log line on a state change.
     pub reason: String,
     pub windows: Vec<WindowStat>,
+    /// Per rollback trigger, whether it fired; then whether the burn-rate
+    /// page fired (counted only with `burnRate.rollback`). The judge compares
+    /// these between the canary and its baseline.
+    pub broken: Vec<bool>,
+    /// The same, for conditions that hold now but may not yet have held for
+    /// their duration: a baseline failing with the canary may cross its
+    /// duration a tick later, and that must not withdraw the canary.
+    pub holding: Vec<bool>,
 }
 
 fn ratio(part: u32, whole: u32) -> f64 {
@@ -91,6 +99,8 @@ pub fn evaluate(
 
     // Rollback triggers.
     let mut fired: Option<String> = None;
+    let mut broken = vec![false; g.triggers.len() + 1];
+    let mut holding = vec![false; g.triggers.len() + 1];
     for (i, trig) in g.triggers.iter().enumerate() {
         let c: Cell = fine.sum(now_ms, trig.window_ms);
         let holds = if !enough(c.requests) {
@@ -114,7 +124,10 @@ pub fn evaluate(
         match holds {
             Some(why) => {
                 let since = *t.triggers[i].get_or_insert(now_ms);
-                if now_ms.saturating_sub(since) >= trig.for_ms && fired.is_none() {
+                let held = now_ms.saturating_sub(since) >= trig.for_ms;
+                broken[i] = held;
+                holding[i] = true;
+                if held && fired.is_none() {
                     fired = Some(format!(
                         "{why} over {} for {}",
                         label(trig.window_ms),
@@ -143,8 +156,12 @@ pub fn evaluate(
             _ => None,
         }
     });
-    if fired.is_none() && g.burn_rollback {
-        fired = page;
+    if g.burn_rollback {
+        broken[g.triggers.len()] = page.is_some();
+        holding[g.triggers.len()] = page.is_some();
+        if fired.is_none() {
+            fired = page;
+        }
     }
 
     let fine_span = g.bucket_ms * g.fine_len as u64;
@@ -176,6 +193,8 @@ pub fn evaluate(
             state: GateState::Rollback,
             reason,
             windows,
+            broken,
+            holding,
         };
     }
 
@@ -243,5 +262,7 @@ pub fn evaluate(
         state,
         reason,
         windows,
+        broken,
+        holding,
     }
 }

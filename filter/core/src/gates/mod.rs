@@ -6,6 +6,7 @@
 
 pub mod engine;
 pub mod eval;
+pub mod judging;
 pub mod shared;
 pub mod window;
 
@@ -13,5 +14,7 @@ pub use crate::config::Gates;
 pub use engine::Engine;
 pub use eval::GateState;
 
+#[cfg(test)]
+mod judging_tests;
 #[cfg(test)]
 mod tests;

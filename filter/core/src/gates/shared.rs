@@ -6,8 +6,9 @@
 use super::eval::{GateState, Timers};
 use super::window::{Cell, Counts, Ring, BINS, KINDS};
 use crate::config::Gates;
+use crate::judge::{Judge, Metric, Verdict};
 
-const MAGIC: &[u8; 4] = b"CGS2";
+const MAGIC: &[u8; 4] = b"CGS3";
 const NONE: u64 = u64::MAX;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +53,34 @@ impl VersionState {
     }
 }
 
+/// The judge's state for the canary and its baseline, kept with the gates so
+/// every worker VM feeds the same evidence and each request counts once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pair {
+    pub baseline: String,
+    pub judge: Judge<BINS>,
+    /// The verdicts last logged, so each change is logged once per proxy.
+    pub last: [Verdict; 3],
+}
+
+impl Pair {
+    pub fn new(baseline: &str) -> Pair {
+        Pair {
+            baseline: baseline.to_string(),
+            judge: Judge::default(),
+            last: [Verdict::Inconclusive; 3],
+        }
+    }
+}
+
+fn verdict_from_u8(v: u8) -> Verdict {
+    match v {
+        1 => Verdict::NotWorse,
+        2 => Verdict::Worse,
+        _ => Verdict::Inconclusive,
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SharedState {
     /// Hash of the configuration whose canary was withdrawn; 0 = none.
@@ -59,17 +88,21 @@ pub struct SharedState {
     /// Hash of the configuration the timers and states were evaluated under.
     pub config_hash: u64,
     pub versions: Vec<VersionState>,
+    /// The canary judged against its baseline, when judgment is on.
+    pub pair: Option<Pair>,
 }
 
 impl SharedState {
     /// A new configuration (a new rollout step) starts its gates afresh: hold
     /// times and trigger clocks restart, states go back to unknown. The
-    /// windows keep their data, which is about traffic, not configuration.
+    /// windows keep their data, which is about traffic, not configuration;
+    /// the judge starts from no evidence, as its guarantees are per step.
     pub fn adopt(&mut self, config_hash: u64) -> bool {
         if self.config_hash == config_hash {
             return false;
         }
         self.config_hash = config_hash;
+        self.pair = None;
         for v in self.versions.iter_mut() {
             v.timers = Timers::default();
             v.state = GateState::Unknown;
@@ -123,6 +156,16 @@ impl SharedState {
             for c in &v.burn.cells {
                 put32(&mut w, c.requests);
                 put32(&mut w, c.errors);
+            }
+        }
+        match &self.pair {
+            None => w.push(0),
+            Some(p) => {
+                w.push(1);
+                put32(&mut w, p.baseline.len() as u32);
+                w.extend_from_slice(p.baseline.as_bytes());
+                w.extend(p.last.map(|v| v as u8));
+                p.judge.encode(&mut w);
             }
         }
         w
@@ -187,10 +230,31 @@ impl SharedState {
                 state,
             });
         }
+        let pair = match r.take(1)?[0] {
+            0 => None,
+            _ => {
+                let len = r.u32()? as usize;
+                let baseline = String::from_utf8(r.take(len)?.to_vec()).ok()?;
+                let last = r.take(Metric::ALL.len())?;
+                let last = [
+                    verdict_from_u8(last[0]),
+                    verdict_from_u8(last[1]),
+                    verdict_from_u8(last[2]),
+                ];
+                let (judge, rest) = Judge::decode(r.0)?;
+                r.0 = rest;
+                Some(Pair {
+                    baseline,
+                    judge,
+                    last,
+                })
+            }
+        };
         r.0.is_empty().then_some(SharedState {
             withdrawn_for,
             config_hash,
             versions,
+            pair,
         })
     }
 }

@@ -8,20 +8,21 @@ use std::collections::HashMap;
 
 use super::engine::Engine;
 use super::eval::{evaluate, GateState, Timers};
-use super::shared::SharedState;
+use super::shared::{Pair, SharedState};
 use super::window::{Counts, Outcome, Ring};
 use crate::config::gates::{Condition, Gates};
 use crate::config::{Cohort, Config};
 use crate::host::SharedStore;
+use crate::judge::Verdict;
 use crate::outcome::ErrorKind;
 use crate::testing::FakeMetrics;
 
-fn gates(json: &str) -> Gates {
+pub(super) fn gates(json: &str) -> Gates {
     let cfg = Config::from_json(format!(r#"{{"gates": {json}}}"#).as_bytes()).unwrap();
     cfg.gates.unwrap()
 }
 
-fn gate_err(json: &str) -> String {
+pub(super) fn gate_err(json: &str) -> String {
     Config::from_json(format!(r#"{{"gates": {json}}}"#).as_bytes())
         .unwrap_err()
         .field()
@@ -417,7 +418,13 @@ fn shared_state_round_trips_and_rejects_garbage() {
         withdrawn_for: 42,
         config_hash: 9,
         versions: vec![],
+        pair: Some(Pair::new("v1")),
     };
+    if let Some(p) = st.pair.as_mut() {
+        p.last = [Verdict::Worse, Verdict::NotWorse, Verdict::Inconclusive];
+        p.judge.canary_latency[3] = 11;
+        p.judge.worse[0] = true;
+    }
     let v = st.version_mut(&g, "v2", 16).unwrap();
     v.fine.cell_mut(7).unwrap().record(ERR5XX);
     v.burn.add(
@@ -446,7 +453,7 @@ fn shared_state_round_trips_and_rejects_garbage() {
 
 /// proxy-wasm shared data: a value and a CAS counter per key.
 #[derive(Default)]
-struct FakeStore {
+pub(super) struct FakeStore {
     data: HashMap<String, (Vec<u8>, u32)>,
     /// Makes the next N sets fail as if another VM had written first.
     fail_next: usize,
@@ -472,7 +479,7 @@ impl SharedStore for FakeStore {
     }
 }
 
-fn shared(store: &FakeStore) -> SharedState {
+pub(super) fn shared(store: &FakeStore) -> SharedState {
     SharedState::decode(&store.data["k"].0).unwrap()
 }
 

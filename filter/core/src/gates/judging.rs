@@ -1,0 +1,199 @@
+//! The canary judged against its baseline inside the gates' tick: which
+//! version is the baseline, feeding each worker VM's new requests into the
+//! shared [`Judge`], and folding the judge's decision into the canary's gate
+//! state. The statistics are [`crate::judge`]; this file only wires them.
+
+use super::eval::{GateState, Verdict as Gate};
+use super::shared::{Pair, SharedState};
+use super::window::{Delta, BINS};
+use crate::config::gates::Gates;
+use crate::config::judgment::Judgment;
+use crate::judge::{decide, Decision, Limit, Metric, Tick, Verdicts};
+use crate::version::{OTHER, UNKNOWN};
+
+/// How the burn-rate page reads in a reason.
+const BURN_LIMIT: &str = "the burn-rate page";
+
+/// What the judge said on this tick, for gauges.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judged {
+    pub canary: String,
+    pub baseline: Option<String>,
+    pub verdicts: Verdicts,
+    /// 0 wait, 1 promote, 2 hold, 3 withdraw.
+    pub decision: u8,
+}
+
+fn decision_code(d: &Decision<'_>) -> u8 {
+    match d {
+        Decision::Wait(_) => 0,
+        Decision::Promote(_) => 1,
+        Decision::Hold(_) => 2,
+        Decision::Withdraw(_) => 3,
+    }
+}
+
+/// One version's new requests on this VM, summed over the delta's buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub requests: u64,
+    pub errors: u64,
+    pub latency: [u64; BINS],
+}
+
+impl Counts {
+    pub fn of(deltas: &[(String, Delta)], version: &str) -> Counts {
+        let mut c = Counts {
+            requests: 0,
+            errors: 0,
+            latency: [0; BINS],
+        };
+        for (_, cell) in deltas
+            .iter()
+            .filter(|(v, _)| v == version)
+            .flat_map(|(_, d)| d.entries())
+        {
+            c.requests += u64::from(cell.requests);
+            c.errors += u64::from(cell.error_total());
+            for (t, l) in c.latency.iter_mut().zip(cell.latency) {
+                *t += u64::from(l);
+            }
+        }
+        c
+    }
+
+    fn tick(&self) -> Tick<'_> {
+        Tick {
+            requests: self.requests,
+            errors: self.errors,
+            latency: &self.latency,
+        }
+    }
+}
+
+/// The baseline: the configured one, else the busiest version other than
+/// the canary over the fine ring. A chosen baseline stays while it still has
+/// traffic there, so two versions of similar load do not take turns (each
+/// change restarts the evidence).
+pub fn baseline(
+    j: &Judgment,
+    canary: &str,
+    st: &SharedState,
+    g: &Gates,
+    now_ms: u64,
+) -> Option<String> {
+    if let Some(b) = &j.baseline_version {
+        return Some(b.clone());
+    }
+    let span = g.bucket_ms * g.fine_len as u64;
+    let requests = |name: &str| {
+        st.versions
+            .iter()
+            .find(|v| v.name == name)
+            .map_or(0, |v| v.fine.sum(now_ms, span).requests)
+    };
+    if let Some(p) = &st.pair {
+        if requests(&p.baseline) > 0 {
+            return Some(p.baseline.clone());
+        }
+    }
+    st.versions
+        .iter()
+        .filter(|v| v.name != canary && v.name != OTHER && v.name != UNKNOWN)
+        .map(|v| (v.fine.sum(now_ms, span).requests, &v.name))
+        .filter(|(n, _)| *n > 0)
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, name)| name.clone())
+}
+
+/// Feeds this VM's new requests of the canary and the baseline into the
+/// shared judge (inside the CAS loop, so each request is judged once) and
+/// returns the verdicts with a log line per changed verdict. A new baseline
+/// starts from no evidence.
+pub fn judge(
+    j: &Judgment,
+    st: &mut SharedState,
+    baseline: Option<&str>,
+    canary: &str,
+    deltas: &[(String, Delta)],
+    log: &mut Vec<String>,
+) -> Verdicts {
+    let Some(baseline) = baseline else {
+        st.pair = None;
+        return Verdicts::default();
+    };
+    let pair = match &mut st.pair {
+        Some(p) if p.baseline == baseline => p,
+        slot => {
+            if let Some(old) = slot.as_ref() {
+                log.push(format!(
+                    "canary judge {canary}: baseline {} -> {baseline}, evidence restarts",
+                    old.baseline
+                ));
+            }
+            slot.insert(Pair::new(baseline))
+        }
+    };
+    let c = Counts::of(deltas, canary);
+    let b = Counts::of(deltas, baseline);
+    let verdicts = if c.requests + b.requests > 0 {
+        pair.judge.tick(&j.judge, c.tick(), b.tick())
+    } else {
+        pair.judge.verdicts(&j.judge)
+    };
+    for (last, m) in pair.last.iter_mut().zip(Metric::ALL) {
+        let now = verdicts.get(m);
+        if now.verdict != *last {
+            log.push(format!(
+                "canary judge {canary} vs {baseline}: {m} {} -> {now}",
+                last.label()
+            ));
+            *last = now.verdict;
+        }
+    }
+    verdicts
+}
+
+/// Folds the judge's decision into the canary's gate verdict: `withdraw`
+/// reads `rollback` (which withdraws the cohorts), `hold` reads `hold` with
+/// its reason, `wait` keeps a `pass` from showing, `promote` leaves the
+/// gates' own promotion rules to decide.
+pub fn apply(
+    g: &Gates,
+    j: &Judgment,
+    verdicts: &Verdicts,
+    canary: &mut Gate,
+    baseline: Option<&Gate>,
+) -> u8 {
+    let names = g
+        .triggers
+        .iter()
+        .map(|t| t.label.as_str())
+        .chain([BURN_LIMIT]);
+    let limits: Vec<Limit<'_>> = names
+        .zip(&canary.broken)
+        .enumerate()
+        .map(|(i, (name, c))| Limit {
+            name,
+            canary_breaks: *c,
+            baseline_breaks: baseline.is_some_and(|b| b.holding.get(i) == Some(&true)),
+        })
+        .collect();
+    let d = decide(&j.policy, &verdicts.by_metric(), &limits);
+    let (state, reason) = match d {
+        Decision::Withdraw(r) => (GateState::Rollback, r.to_string()),
+        Decision::Hold(r) => (GateState::Hold, r.to_string()),
+        Decision::Wait(r) if canary.state == GateState::Pass => {
+            (GateState::Hold, format!("judge: {r}"))
+        }
+        Decision::Wait(_) | Decision::Promote(_) => return decision_code(&d),
+    };
+    // A fired trigger's own words (the measured ratio) stay in the reason.
+    canary.reason = if canary.state == GateState::Rollback {
+        format!("{reason} ({})", canary.reason)
+    } else {
+        reason
+    };
+    canary.state = state;
+    decision_code(&d)
+}
