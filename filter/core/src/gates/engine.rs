@@ -193,7 +193,8 @@ impl Engine {
                     .as_deref()
                     .and_then(gate)
                     .map(|bi| verdicts[bi].1.clone());
-                judging::apply(g, j, &v, &mut verdicts[ci].1, b.as_ref())
+                let c = (canary, &mut verdicts[ci].1);
+                judging::apply(g, j, st, &v, c, b.as_ref(), log)
             }
             None => 0,
         };

@@ -14,6 +14,9 @@ use crate::version::{OTHER, UNKNOWN};
 /// How the burn-rate page reads in a reason.
 const BURN_LIMIT: &str = "the burn-rate page";
 
+/// The decisions by gauge value, for log lines.
+const DECISIONS: [&str; 4] = ["wait", "promote", "hold", "withdraw"];
+
 /// What the judge said on this tick, for gauges.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Judged {
@@ -157,14 +160,17 @@ pub fn judge(
 /// Folds the judge's decision into the canary's gate verdict: `withdraw`
 /// reads `rollback` (which withdraws the cohorts), `hold` reads `hold` with
 /// its reason, `wait` keeps a `pass` from showing, `promote` leaves the
-/// gates' own promotion rules to decide.
+/// gates' own promotion rules to decide. Logs the decision when it changed.
 pub fn apply(
     g: &Gates,
     j: &Judgment,
+    st: &mut SharedState,
     verdicts: &Verdicts,
-    canary: &mut Gate,
+    canary: (&str, &mut Gate),
     baseline: Option<&Gate>,
+    log: &mut Vec<String>,
 ) -> u8 {
+    let (name, canary) = canary;
     let names = g
         .triggers
         .iter()
@@ -180,13 +186,24 @@ pub fn apply(
         })
         .collect();
     let d = decide(&j.policy, &verdicts.by_metric(), &limits);
+    let code = decision_code(&d);
+    if let Some(p) = st.pair.as_mut().filter(|p| p.decision != code) {
+        log.push(format!(
+            "canary judge {name} vs {}: {} -> {} ({})",
+            p.baseline,
+            DECISIONS[usize::from(p.decision & 3)],
+            d.label(),
+            d.reason()
+        ));
+        p.decision = code;
+    }
     let (state, reason) = match d {
         Decision::Withdraw(r) => (GateState::Rollback, r.to_string()),
         Decision::Hold(r) => (GateState::Hold, r.to_string()),
         Decision::Wait(r) if canary.state == GateState::Pass => {
             (GateState::Hold, format!("judge: {r}"))
         }
-        Decision::Wait(_) | Decision::Promote(_) => return decision_code(&d),
+        Decision::Wait(_) | Decision::Promote(_) => return code,
     };
     // A fired trigger's own words (the measured ratio) stay in the reason.
     canary.reason = if canary.state == GateState::Rollback {
@@ -195,5 +212,5 @@ pub fn apply(
         reason
     };
     canary.state = state;
-    decision_code(&d)
+    code
 }

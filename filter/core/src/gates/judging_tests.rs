@@ -239,6 +239,11 @@ fn a_subtle_regression_under_the_absolute_trigger_is_withdrawn() {
     );
     assert_eq!(run.logged("withdrawing cohorts").len(), 1);
     assert_eq!(
+        run.logged("-> withdraw (canary significantly worse than baseline: errors)")
+            .len(),
+        1
+    );
+    assert_eq!(
         run.gauge("canary_version=.=v2;.;canary_judge_decision"),
         Some(3)
     );
@@ -282,6 +287,15 @@ fn a_shared_incident_holds_with_its_reason_and_withdraws_nothing() {
         Some(2)
     );
     assert!(run.logged("-> worse").is_empty(), "{:#?}", run.log);
+    assert_eq!(
+        run.logged(
+            "canary judge v2 vs v1: wait -> hold (baseline failing too: both break rollback[0]"
+        )
+        .len(),
+        1,
+        "{:#?}",
+        run.log
+    );
 
     // The same incident withdraws when configured to.
     let mut strict = Run::new(gates(&config(

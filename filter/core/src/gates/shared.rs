@@ -61,6 +61,8 @@ pub struct Pair {
     pub judge: Judge<BINS>,
     /// The verdicts last logged, so each change is logged once per proxy.
     pub last: [Verdict; 3],
+    /// The decision last logged, as its gauge value (see `gates::judging`).
+    pub decision: u8,
 }
 
 impl Pair {
@@ -69,6 +71,7 @@ impl Pair {
             baseline: baseline.to_string(),
             judge: Judge::default(),
             last: [Verdict::Inconclusive; 3],
+            decision: 0,
         }
     }
 }
@@ -165,6 +168,7 @@ impl SharedState {
                 put32(&mut w, p.baseline.len() as u32);
                 w.extend_from_slice(p.baseline.as_bytes());
                 w.extend(p.last.map(|v| v as u8));
+                w.push(p.decision);
                 p.judge.encode(&mut w);
             }
         }
@@ -241,12 +245,14 @@ impl SharedState {
                     verdict_from_u8(last[1]),
                     verdict_from_u8(last[2]),
                 ];
+                let decision = r.take(1)?[0];
                 let (judge, rest) = Judge::decode(r.0)?;
                 r.0 = rest;
                 Some(Pair {
                     baseline,
                     judge,
                     last,
+                    decision,
                 })
             }
         };

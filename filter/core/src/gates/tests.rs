@@ -424,6 +424,7 @@ fn shared_state_round_trips_and_rejects_garbage() {
         p.last = [Verdict::Worse, Verdict::NotWorse, Verdict::Inconclusive];
         p.judge.canary_latency[3] = 11;
         p.judge.worse[0] = true;
+        p.decision = 2;
     }
     let v = st.version_mut(&g, "v2", 16).unwrap();
     v.fine.cell_mut(7).unwrap().record(ERR5XX);
