@@ -290,6 +290,12 @@ fn exported() -> Vec<String> {
         gate::P99,
         gate::HEARTBEAT,
         gate::TICKS,
+        gate::JUDGE_VERDICT,
+        gate::JUDGE_EVIDENCE_WORSE,
+        gate::JUDGE_EVIDENCE_NOT_WORSE,
+        gate::JUDGE_CANARY_SAMPLES,
+        gate::JUDGE_BASELINE_SAMPLES,
+        gate::JUDGE_DECISION,
     ]
     .iter()
     .map(|s| s.to_string())
