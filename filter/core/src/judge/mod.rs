@@ -16,6 +16,7 @@
 
 mod codec;
 pub mod evidence;
+pub mod fleet;
 pub mod pair;
 pub mod policy;
 pub mod ratio;
