@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod error;
 pub mod http;
+pub mod judge;
 pub mod kubeops;
 pub mod objects;
 pub mod oci;
