@@ -25,7 +25,7 @@ impl Cohort {
     pub const CANARY: Cohort = Cohort(1);
 
     /// The cohort of `rules[rule]`.
-    fn declared(rule: usize) -> Cohort {
+    pub(crate) fn declared(rule: usize) -> Cohort {
         Cohort(u8::try_from(rule + 2).unwrap_or(u8::MAX))
     }
 
@@ -117,14 +117,6 @@ impl Cohorts {
     /// Number of cohort labels (stable, canary and the declared ones).
     pub fn count(&self) -> usize {
         self.rules.len() + 2
-    }
-
-    /// The declared cohorts with their ids, in match order.
-    pub fn declared(&self) -> impl Iterator<Item = (Cohort, &CohortRule)> {
-        self.rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (Cohort::declared(i), r))
     }
 
     /// The workshop module's Exercise 5 rules, used when `cohorts` is absent.
