@@ -7,6 +7,7 @@ use std::collections::HashSet;
 
 use super::error::{is_cohort_name, ConfigError, HeaderName};
 use super::raw::{MissingKey, RawCohort, RawMatch, RawSticky};
+use crate::decimal::short;
 
 /// Cohort label of requests no rule and no sticky bucket claimed.
 pub const STABLE: &str = "stable";
@@ -285,14 +286,14 @@ impl TryFrom<RawSticky> for Sticky {
             if !p.is_finite() || !(0.0..=100.0).contains(&p) {
                 return Err(ConfigError::invalid(
                     "sticky.percent",
-                    format!("{p} is outside 0-100"),
+                    format!("{} is outside 0-100", short(p)),
                 ));
             }
             let bp = (p * 100.0).round();
             if (bp - p * 100.0).abs() > 1e-6 {
                 return Err(ConfigError::invalid(
                     "sticky.percent",
-                    format!("{p} is finer than the 0.01 % bucket size"),
+                    format!("{} is finer than the 0.01 % bucket size", short(p)),
                 ));
             }
             // In range 0..=10000 by the checks above.

@@ -5,6 +5,7 @@ use super::cohorts::{Cohort, Cohorts, CANARY, STABLE};
 use super::duration::{label_ms, parse_ms};
 use super::error::{is_label_safe, ConfigError};
 use super::raw::{RawBurnPair, RawGates, RawPromotion, RawTrigger};
+use crate::decimal::short;
 
 /// A promotion gate for one rollout step.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,7 +92,7 @@ fn invalid(field: impl Into<String>, m: impl Into<String>) -> ConfigError {
 
 fn percent(field: &str, p: f64) -> Result<f64, ConfigError> {
     if !p.is_finite() || !(0.0..=100.0).contains(&p) {
-        return Err(invalid(field, format!("{p} is outside 0-100")));
+        return Err(invalid(field, format!("{} is outside 0-100", short(p))));
     }
     Ok(p / 100.0)
 }
@@ -131,7 +132,7 @@ impl TryFrom<RawGates> for Gates {
         {
             return Err(invalid(
                 f("objectives.availabilityPercent"),
-                format!("{availability} must be above 0 and below 100"),
+                format!("{} must be above 0 and below 100", short(availability)),
             ));
         }
         let budget = 1.0 - availability / 100.0;
@@ -277,7 +278,7 @@ impl TryFrom<RawGates> for Gates {
             if !p.factor.is_finite() || p.factor <= 0.0 {
                 return Err(invalid(
                     bf("factor"),
-                    format!("{} must be above 0", p.factor),
+                    format!("{} must be above 0", short(p.factor)),
                 ));
             }
             burn.push(BurnPair {

@@ -7,6 +7,7 @@ pub mod cohorts;
 pub mod duration;
 pub mod error;
 pub mod gates;
+mod json;
 pub(crate) mod raw;
 
 use std::collections::HashSet;
@@ -100,19 +101,12 @@ impl Config {
                 message: "must be a JSON object".into(),
             });
         } else {
-            let de = &mut serde_json::Deserializer::from_slice(bytes);
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                ConfigError::Schema {
-                    field: if path.is_empty() || path == "?" {
-                        ".".into()
-                    } else {
-                        path
-                    },
-                    message: readable(&inner.to_string()),
-                }
-            })?
+            // Bad JSON has no field to name: its message says where it broke.
+            let value = serde_json::from_slice(bytes).map_err(|e| ConfigError::Schema {
+                field: ".".into(),
+                message: e.to_string(),
+            })?;
+            RawConfig::read(value)?
         };
         Config::try_from(raw)
     }
@@ -126,22 +120,6 @@ impl Config {
     /// gates, or both.
     pub fn counts_outcomes(&self) -> bool {
         self.metrics_enabled || self.gates.is_some()
-    }
-}
-
-/// Rewords serde's message for operators: internal type names out, and the
-/// " at line 1 column 7" suffix dropped because the field path says more.
-fn readable(msg: &str) -> String {
-    let msg = match msg.rfind(" at line ") {
-        Some(i) => &msg[..i],
-        None => msg,
-    };
-    if msg.contains("untagged enum Toggle") {
-        return "expected true, false or a header name".into();
-    }
-    match msg.find("expected struct Raw") {
-        Some(i) => format!("{}expected an object", &msg[..i]),
-        None => msg.to_string(),
     }
 }
 
