@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
+use canary_core::config::QuotedList;
 use canary_core::gates::Engine;
 use canary_core::host::{Http, MetricKind, Metrics, SharedStore};
 use canary_core::stream::{Plugin, Stream, Vm};
@@ -55,8 +56,8 @@ impl RootContext for CanaryRoot {
         };
         if config.trust.trusts_everyone() && !config.trust.routing_headers.is_empty() {
             log::warn!(
-                "canary: no trust policy: routing headers {:?} are believed from any caller",
-                config.trust.routing_headers
+                "canary: no trust policy: routing headers {} are believed from any caller",
+                QuotedList(&config.trust.routing_headers)
             );
         }
         let node_version =

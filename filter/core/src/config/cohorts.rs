@@ -3,9 +3,7 @@
 //! numbering (stable, canary, then the declared cohorts) lives here and
 //! nowhere else.
 
-use std::collections::HashSet;
-
-use super::error::{is_cohort_name, ConfigError, HeaderName};
+use super::error::{is_cohort_name, ConfigError, HeaderName, Quoted};
 use super::raw::{MissingKey, RawCohort, RawMatch, RawSticky};
 use crate::decimal::short;
 
@@ -163,25 +161,27 @@ impl TryFrom<Vec<RawCohort>> for Cohorts {
             rules: Vec::with_capacity(raw.len()),
             headers: vec![],
         };
-        let mut seen = HashSet::new();
         for (i, rc) in raw.into_iter().enumerate() {
             let field = format!("cohorts[{i}].name");
             if !is_cohort_name(&rc.name) {
                 return Err(ConfigError::invalid(
                     field,
-                    format!("{:?} must be 1-32 characters of a-z, 0-9, '-' or '_', starting with a letter or digit", rc.name),
+                    format!("{} must be 1-32 characters of a-z, 0-9, '-' or '_', starting with a letter or digit", Quoted(&rc.name)),
                 ));
             }
             if rc.name == STABLE || rc.name == CANARY {
                 return Err(ConfigError::invalid(
                     field,
-                    format!("{:?} is reserved for requests no rule claims", rc.name),
+                    format!(
+                        "{} is reserved for requests no rule claims",
+                        Quoted(&rc.name)
+                    ),
                 ));
             }
-            if !seen.insert(rc.name.clone()) {
+            if cohorts.rules.iter().any(|r| r.name == rc.name) {
                 return Err(ConfigError::invalid(
                     field,
-                    format!("duplicate cohort {:?}", rc.name),
+                    format!("duplicate cohort {}", Quoted(&rc.name)),
                 ));
             }
             if rc.matches.is_empty() {

@@ -1,12 +1,98 @@
-//! Reading parsed JSON (`serde_json::Value`) into the raw config shapes, one
-//! field at a time, with the dotted path of every field at hand. A derived
-//! `Deserialize` wrapped in a path tracker did the same at a third of the
-//! module's size; here each error names its field (`cohorts[1].match[0].exakt`)
-//! and unknown fields are refused when an object is closed.
+//! Reading JSON into the raw config shapes, one field at a time, with the
+//! dotted path of every field at hand. serde_json parses the text into a
+//! plain tree ([`Value`], objects as lists of fields in document order); the
+//! readers take fields out of it by name, so each error names its field
+//! (`cohorts[1].match[0].exakt`) and unknown fields are refused when an object
+//! is closed. Derived `Deserialize` impls wrapped in a path tracker did the
+//! same at a third of the module's size.
 
-use serde_json::{Map, Value};
+use std::fmt;
 
-use super::error::ConfigError;
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use super::error::{ConfigError, Quoted};
+
+/// A parsed JSON value.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    Null,
+    Bool(bool),
+    /// A negative integer.
+    Int(i64),
+    /// A non-negative integer.
+    Uint(u64),
+    Float(f64),
+    String(String),
+    Array(Vec<Value>),
+    /// Fields in document order, duplicates kept (and refused when read).
+    Object(Vec<(String, Value)>),
+}
+
+impl Value {
+    fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Value::Int(i) => Some(i as f64),
+            Value::Uint(u) => Some(u as f64),
+            Value::Float(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<Value, E> {
+        Ok(if i < 0 {
+            Value::Int(i)
+        } else {
+            Value::Uint(i as u64)
+        })
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<Value, E> {
+        Ok(Value::Uint(u))
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<Value, E> {
+        Ok(Value::Float(f))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_string()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut fields = Vec::new();
+        while let Some(entry) = map.next_entry()? {
+            fields.push(entry);
+        }
+        Ok(Value::Object(fields))
+    }
+}
 
 fn schema(field: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Schema {
@@ -29,13 +115,11 @@ fn kind(v: &Value) -> String {
     match v {
         Value::Null => "null".into(),
         Value::Bool(b) => format!("boolean `{b}`"),
-        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => format!("integer `{i}`"),
-            (None, Some(u)) => format!("integer `{u}`"),
-            // Echoing the digits would pull float formatting into the module.
-            _ => "floating point number".into(),
-        },
-        Value::String(s) => format!("string {s:?}"),
+        Value::Int(i) => format!("integer `{i}`"),
+        Value::Uint(u) => format!("integer `{u}`"),
+        // Echoing the digits would pull float formatting into the module.
+        Value::Float(_) => "floating point number".into(),
+        Value::String(s) => format!("string {}", Quoted(s)),
         Value::Array(_) => "sequence".into(),
         Value::Object(_) => "map".into(),
     }
@@ -55,6 +139,7 @@ impl Field {
         }
     }
 
+    #[inline(never)]
     pub fn invalid_type(&self, expected: &str) -> ConfigError {
         schema(
             &self.path,
@@ -70,15 +155,14 @@ impl Field {
     }
 
     pub fn f64(self) -> Result<f64, ConfigError> {
-        match &self.value {
-            Value::Number(n) => n.as_f64().ok_or_else(|| self.invalid_type("a number")),
-            _ => Err(self.invalid_type("a number")),
-        }
+        self.value
+            .as_f64()
+            .ok_or_else(|| self.invalid_type("a number"))
     }
 
     pub fn u32(self) -> Result<u32, ConfigError> {
-        match self.value.as_u64().map(u32::try_from) {
-            Some(Ok(n)) => Ok(n),
+        match self.value {
+            Value::Uint(u) if u <= u64::from(u32::MAX) => Ok(u as u32),
             _ => Err(self.invalid_type("a whole number from 0 to 4294967295")),
         }
     }
@@ -117,17 +201,14 @@ impl Field {
         let Value::Array(items) = self.value else {
             return Err(self.invalid_type("a sequence"));
         };
-        let path = self.path;
-        items
-            .into_iter()
-            .enumerate()
-            .map(|(i, value)| {
-                each(Field {
-                    path: format!("{path}[{i}]"),
-                    value,
-                })
-            })
-            .collect()
+        let mut out = Vec::with_capacity(items.len());
+        for (i, value) in items.into_iter().enumerate() {
+            out.push(each(Field {
+                path: format!("{}[{i}]", self.path),
+                value,
+            })?);
+        }
+        Ok(out)
     }
 
     pub fn strings(self) -> Result<Vec<String>, ConfigError> {
@@ -135,6 +216,7 @@ impl Field {
     }
 
     /// An object whose fields are `fields`; read them, then [`Obj::close`] it.
+    #[inline(never)]
     pub fn object(self, fields: &'static [&'static str]) -> Result<Obj, ConfigError> {
         match self.value {
             Value::Object(map) => Ok(Obj {
@@ -152,19 +234,21 @@ impl Field {
 }
 
 /// An object being read: each field is taken out as it is read, so what is
-/// left when it is closed is unknown.
+/// left when it is closed is unknown (or given twice).
 pub(crate) struct Obj {
     path: String,
-    map: Map<String, Value>,
+    map: Vec<(String, Value)>,
     fields: &'static [&'static str],
 }
 
 impl Obj {
     /// Field `name`; absent and `null` both mean "not set".
+    #[inline(never)]
     pub fn field(&mut self, name: &str) -> Option<Field> {
-        match self.map.remove(name) {
-            None | Some(Value::Null) => None,
-            Some(value) => Some(Field {
+        let i = self.map.iter().position(|(k, _)| k == name)?;
+        match self.map.remove(i).1 {
+            Value::Null => None,
+            value => Some(Field {
                 path: join(&self.path, name),
                 value,
             }),
@@ -180,6 +264,33 @@ impl Obj {
         self.field(name).map(read).transpose()
     }
 
+    // One small, non-generic reader per type: each call site stays a call.
+
+    #[inline(never)]
+    pub fn string(&mut self, name: &str) -> Result<Option<String>, ConfigError> {
+        self.field(name).map(Field::string).transpose()
+    }
+
+    #[inline(never)]
+    pub fn strings(&mut self, name: &str) -> Result<Option<Vec<String>>, ConfigError> {
+        self.field(name).map(Field::strings).transpose()
+    }
+
+    #[inline(never)]
+    pub fn f64(&mut self, name: &str) -> Result<Option<f64>, ConfigError> {
+        self.field(name).map(Field::f64).transpose()
+    }
+
+    #[inline(never)]
+    pub fn u32(&mut self, name: &str) -> Result<Option<u32>, ConfigError> {
+        self.field(name).map(Field::u32).transpose()
+    }
+
+    #[inline(never)]
+    pub fn bool(&mut self, name: &str) -> Result<Option<bool>, ConfigError> {
+        self.field(name).map(Field::bool).transpose()
+    }
+
     /// Field `name`, which must be set.
     pub fn req<T>(
         &mut self,
@@ -193,9 +304,14 @@ impl Obj {
     }
 
     /// Refuses any field that was not read.
+    #[inline(never)]
     pub fn close(self) -> Result<(), ConfigError> {
-        match self.map.keys().next() {
+        match self.map.first().map(|(k, _)| k) {
             None => Ok(()),
+            Some(k) if self.fields.contains(&k.as_str()) => Err(schema(
+                &join(&self.path, k),
+                format!("duplicate field `{k}`"),
+            )),
             Some(k) => {
                 let known: Vec<String> = self.fields.iter().map(|f| format!("`{f}`")).collect();
                 Err(schema(

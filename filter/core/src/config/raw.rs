@@ -4,7 +4,7 @@
 //! `TryFrom` conversions next to each section.
 
 use super::error::ConfigError;
-use super::json::{Field, Obj};
+use super::json::{Field, Obj, Value};
 
 #[derive(Debug, Default)]
 pub(crate) struct RawConfig {
@@ -159,7 +159,7 @@ pub enum Direction {
 
 impl RawConfig {
     /// The whole document; `value` is its root.
-    pub fn read(value: serde_json::Value) -> Result<Self, ConfigError> {
+    pub fn read(value: Value) -> Result<Self, ConfigError> {
         let mut o = Field::root(value).object(&[
             "cohortHeader",
             "cohorts",
@@ -171,7 +171,7 @@ impl RawConfig {
             "gates",
         ])?;
         let raw = RawConfig {
-            cohort_header: o.opt("cohortHeader", Field::string)?,
+            cohort_header: o.string("cohortHeader")?,
             cohorts: o.opt("cohorts", |f| f.list(RawCohort::read))?,
             sticky: o.opt("sticky", RawSticky::read)?,
             trust: o.opt("trust", RawTrust::read)?,
@@ -179,7 +179,7 @@ impl RawConfig {
             response_headers: o.opt("responseHeaders", RawResponseHeaders::read)?,
             metrics: o.opt("metrics", |f| {
                 let mut o = f.object(&["enabled"])?;
-                let enabled = o.opt("enabled", Field::bool)?;
+                let enabled = o.bool("enabled")?;
                 o.close().map(|()| RawMetrics { enabled })
             })?,
             gates: o.opt("gates", RawGates::read)?,
@@ -208,12 +208,12 @@ impl RawMatch {
     fn read(f: Field) -> Result<Self, ConfigError> {
         let mut o = f.object(&["header", "cookie", "query", "exact", "prefix", "present"])?;
         let raw = RawMatch {
-            header: o.opt("header", Field::string)?,
-            cookie: o.opt("cookie", Field::string)?,
-            query: o.opt("query", Field::string)?,
-            exact: o.opt("exact", Field::string)?,
-            prefix: o.opt("prefix", Field::string)?,
-            present: o.opt("present", Field::bool)?,
+            header: o.string("header")?,
+            cookie: o.string("cookie")?,
+            query: o.string("query")?,
+            exact: o.string("exact")?,
+            prefix: o.string("prefix")?,
+            present: o.bool("present")?,
         };
         done(o, raw)
     }
@@ -223,16 +223,16 @@ impl RawSticky {
     fn read(f: Field) -> Result<Self, ConfigError> {
         let mut o = f.object(&["percent", "userKey", "salt", "missingKey"])?;
         let raw = RawSticky {
-            percent: o.opt("percent", Field::f64)?,
+            percent: o.f64("percent")?,
             user_key: o.opt("userKey", |f| {
                 let mut o = f.object(&["header", "cookie"])?;
                 let raw = RawUserKey {
-                    header: o.opt("header", Field::string)?,
-                    cookie: o.opt("cookie", Field::string)?,
+                    header: o.string("header")?,
+                    cookie: o.string("cookie")?,
                 };
                 done(o, raw)
             })?,
-            salt: o.opt("salt", Field::string)?,
+            salt: o.string("salt")?,
             missing_key: o.opt("missingKey", |f| {
                 f.variant(&[
                     ("stable", MissingKey::Stable),
@@ -248,9 +248,9 @@ impl RawTrust {
     fn read(f: Field) -> Result<Self, ConfigError> {
         let mut o = f.object(&["routingHeaders", "sourceCidrs", "peerPrincipals"])?;
         let raw = RawTrust {
-            routing_headers: o.opt("routingHeaders", Field::strings)?,
-            source_cidrs: o.opt("sourceCidrs", Field::strings)?,
-            peer_principals: o.opt("peerPrincipals", Field::strings)?,
+            routing_headers: o.strings("routingHeaders")?,
+            source_cidrs: o.strings("sourceCidrs")?,
+            peer_principals: o.strings("peerPrincipals")?,
         };
         done(o, raw)
     }
@@ -270,8 +270,8 @@ impl RawVersion {
                     ("SERVER", Direction::Server),
                 ])
             })?,
-            value: o.opt("value", Field::string)?,
-            known: o.opt("known", Field::strings)?,
+            value: o.string("value")?,
+            known: o.strings("known")?,
         };
         done(o, raw)
     }
@@ -292,8 +292,8 @@ impl RawResponseHeaders {
 impl Toggle {
     fn read(f: Field) -> Result<Self, ConfigError> {
         match f.value {
-            serde_json::Value::Bool(b) => Ok(Toggle::On(b)),
-            serde_json::Value::String(s) => Ok(Toggle::Name(s)),
+            Value::Bool(b) => Ok(Toggle::On(b)),
+            Value::String(s) => Ok(Toggle::Name(s)),
             _ => Err(f.invalid_type("true, false or a header name")),
         }
     }
@@ -313,15 +313,15 @@ impl RawGates {
             "withdraw",
         ])?;
         let raw = RawGates {
-            canary_version: o.opt("canaryVersion", Field::string)?,
-            tick: o.opt("tick", Field::string)?,
-            bucket: o.opt("bucket", Field::string)?,
-            min_samples: o.opt("minSamples", Field::u32)?,
+            canary_version: o.string("canaryVersion")?,
+            tick: o.string("tick")?,
+            bucket: o.string("bucket")?,
+            min_samples: o.u32("minSamples")?,
             objectives: o.opt("objectives", |f| {
                 let mut o = f.object(&["availabilityPercent", "latencyP99"])?;
                 let raw = RawObjectives {
-                    availability_percent: o.opt("availabilityPercent", Field::f64)?,
-                    latency_p99: o.opt("latencyP99", Field::string)?,
+                    availability_percent: o.f64("availabilityPercent")?,
+                    latency_p99: o.string("latencyP99")?,
                 };
                 done(o, raw)
             })?,
@@ -331,11 +331,11 @@ impl RawGates {
                 let mut o = f.object(&["windows", "rollback"])?;
                 let raw = RawBurn {
                     windows: o.opt("windows", |f| f.list(RawBurnPair::read))?,
-                    rollback: o.opt("rollback", Field::bool)?,
+                    rollback: o.bool("rollback")?,
                 };
                 done(o, raw)
             })?,
-            withdraw: o.opt("withdraw", Field::strings)?,
+            withdraw: o.strings("withdraw")?,
         };
         done(o, raw)
     }
@@ -354,12 +354,12 @@ impl RawPromotion {
         ])?;
         let raw = RawPromotion {
             at_percent: o.req("atPercent", Field::f64)?,
-            max_error_percent: o.opt("maxErrorPercent", Field::f64)?,
-            max_p99: o.opt("maxP99", Field::string)?,
-            max_5xx: o.opt("max5xx", Field::u32)?,
-            objectives: o.opt("objectives", Field::bool)?,
-            hold_for: o.opt("holdFor", Field::string)?,
-            window: o.opt("window", Field::string)?,
+            max_error_percent: o.f64("maxErrorPercent")?,
+            max_p99: o.string("maxP99")?,
+            max_5xx: o.u32("max5xx")?,
+            objectives: o.bool("objectives")?,
+            hold_for: o.string("holdFor")?,
+            window: o.string("window")?,
         };
         done(o, raw)
     }
@@ -375,11 +375,11 @@ impl RawTrigger {
             "for",
         ])?;
         let raw = RawTrigger {
-            error_percent_above: o.opt("errorPercentAbove", Field::f64)?,
-            p99_above: o.opt("p99Above", Field::string)?,
-            http_5xx_percent_above: o.opt("http5xxPercentAbove", Field::f64)?,
-            window: o.opt("window", Field::string)?,
-            for_: o.opt("for", Field::string)?,
+            error_percent_above: o.f64("errorPercentAbove")?,
+            p99_above: o.string("p99Above")?,
+            http_5xx_percent_above: o.f64("http5xxPercentAbove")?,
+            window: o.string("window")?,
+            for_: o.string("for")?,
         };
         done(o, raw)
     }

@@ -287,6 +287,9 @@ fn missing_required_fields_and_unknown_variants_name_their_place() {
         "gates.minSamples"
     );
     assert_eq!(err(r#"{"cohorts": {"a": 1}}"#).field(), "cohorts");
+    let e = err(r#"{"sticky": {"salt": "a", "salt": "b"}}"#);
+    assert_eq!(e.field(), "sticky.salt");
+    assert!(e.to_string().contains("duplicate field `salt`"), "{e}");
     // null is the same as absent, as it was for serde's Option.
     let c = Config::from_json(br#"{"cohortHeader": null, "sticky": {"salt": null}}"#).unwrap();
     assert_eq!(c, Config::default());
