@@ -9,6 +9,7 @@
 
 pub mod cohort;
 pub mod config;
+pub mod decimal;
 pub mod gates;
 pub mod hash;
 pub mod host;
