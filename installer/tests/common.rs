@@ -5,9 +5,10 @@
 // Test code: a failed precondition fails the test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
+use std::time::Duration;
+
 use canary_installer::cli::Cli;
-use canary_installer::http::Http;
-use canary_installer::kubeops::Kube;
+use canary_installer::kubeops::{DryRun, Kube};
 use clap::Parser;
 use http::{Request, Response};
 use kube::client::Body;
@@ -100,14 +101,20 @@ pub async fn run(args: &[&str], calls: Vec<Call>) -> Result<String, String> {
     let mut argv = vec!["canaryctl"];
     argv.extend_from_slice(args);
     let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+    let (namespace, dry_run) = match cli.command.cluster() {
+        Some((k, _, dry_run)) => (k.namespace.clone().unwrap_or("default".into()), dry_run),
+        None => ("default".into(), DryRun::None),
+    };
     let kube = Kube {
         client,
-        namespace: cli.namespace.clone(),
-        dry_run: cli.dry_run,
+        namespace,
+        dry_run,
+        server: "https://mock-api".into(),
+        timeout: Duration::from_secs(5),
     };
-    let out = canary_installer::cli::run(&cli, &kube, &Http::new().unwrap())
+    let out = canary_installer::cli::run_on(&cli, Some(&kube))
         .await
-        .map_err(|e| e.to_string());
+        .map_err(|e| canary_installer::report(&e));
     drop(kube);
     // Every scripted call must have been made.
     let served = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;

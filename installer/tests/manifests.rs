@@ -10,9 +10,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use canary_installer::cli::{validate_plugin_config, Cli};
-use canary_installer::schema::{parse_yaml_docs, Crds};
+mod schema;
+
+use canary_installer::cli::Cli;
+use canary_installer::pluginconfig::validate as validate_plugin_config;
 use clap::Parser;
+use schema::{parse_yaml_docs, Crds};
 use serde_json::{json, Value};
 
 const SHA: &str = "abababababababababababababababababababababababababababababababab";
@@ -106,18 +109,14 @@ fn every_shipped_plugin_config_passes_the_filters_own_validation() {
 }
 
 fn render(args: &[&str]) -> Vec<Value> {
-    let mut argv = vec!["canaryctl", "-o", "json", "render"];
+    let mut argv = vec!["canaryctl", "render", "-o", "json"];
     argv.extend_from_slice(args);
     let cli = Cli::try_parse_from(argv).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let http = canary_installer::http::Http::new().unwrap();
-    let out = rt
-        .block_on(canary_installer::cli::run_offline(&cli, &http))
-        .unwrap()
-        .unwrap();
+    let out = rt.block_on(canary_installer::cli::run(&cli)).unwrap();
     serde_json::from_str::<Vec<Value>>(&out).unwrap()
 }
 
@@ -182,6 +181,8 @@ fn every_rendered_object_passes_the_crd_schema_and_cel_rules() {
             "A=b",
             "--image",
             "ghcr.io/acme/canary:1",
+            "--sha256",
+            SHA,
             "--config",
             g,
         ],

@@ -1,3 +1,4 @@
-//! The Prometheus text parser lives in `canary-core`, shared with `canaryctl`.
+//! The Prometheus text reader is canaryctl's, which reads the same sidecar
+//! scrapes; the harness uses it as is.
 
-pub use canary_core::promtext::{Sample, Stats};
+pub use canary_installer::promtext::{Sample, Stats};
