@@ -52,15 +52,22 @@ pub fn next_step(current: f64) -> Option<u32> {
     STEPS.iter().copied().find(|s| f64::from(*s) > current)
 }
 
+/// Checks that `to` is one of the configured [`STEPS`] (no live state needed).
+pub fn check_step(to: u32) -> Result<u32> {
+    if STEPS.contains(&to) {
+        Ok(to)
+    } else {
+        Err(Error::Usage(format!(
+            "--to {to} is not a rollout step (one of {})",
+            STEPS.map(|s| s.to_string()).join(", ")
+        )))
+    }
+}
+
 /// Checks a rollback target: a configured step, below the current one
 /// (going up is `promote`, which asks the gate). 0 is always allowed.
 pub fn rollback_target(current: f64, to: u32) -> Result<u32> {
-    if !STEPS.contains(&to) {
-        return Err(Error::Usage(format!(
-            "--to {to} is not a rollout step (one of {})",
-            STEPS.map(|s| s.to_string()).join(", ")
-        )));
-    }
+    check_step(to)?;
     if to != 0 && f64::from(to) >= current {
         return Err(Error::Usage(format!(
             "rollback only goes down: the rollout is at {current} % and --to {to} is not below it (use promote, which checks the gate, to go up)"

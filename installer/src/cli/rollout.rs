@@ -15,7 +15,7 @@ use crate::input::read_value;
 use crate::kubeops::{Kind, Kube, ROLLOUT_MANAGER};
 use crate::pluginconfig;
 use crate::rollout::{
-    apply_step, next_step, rollback_target, sticky_step, weighted_step, StepMode,
+    apply_step, check_step, next_step, rollback_target, sticky_step, weighted_step, StepMode,
 };
 
 async fn live_config(kube: &Kube, name: &str) -> Result<Value> {
@@ -172,6 +172,7 @@ pub async fn promote(a: &PromoteArgs, kube: &Kube, http: &crate::http::Http) -> 
 }
 
 pub async fn rollback(a: &RollbackArgs, kube: &Kube) -> Result<String> {
+    check_step(a.to)?;
     let live = live_config(kube, &a.name.name).await?;
     let current = current_step(kube, &a.route, &live).await?;
     let to = rollback_target(current, a.to)?;
