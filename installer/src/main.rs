@@ -10,7 +10,9 @@ async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CANARYCTL_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                // Quiet by default: failures are reported as one line below, and
+                // libraries (kube, hyper) would otherwise log the same failure again.
+                .unwrap_or_else(|_| "off".into()),
         )
         // Colour only for a person at a terminal, never into a pipe or a log.
         .with_ansi(std::io::stderr().is_terminal())

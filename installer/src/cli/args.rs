@@ -76,16 +76,15 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
 
 /// Which cluster and namespace, as kubectl takes them.
 #[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Cluster")]
 pub struct KubeArgs {
     /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).
-    #[arg(long)]
+    #[arg(long, help_heading = "Cluster")]
     pub kubeconfig: Option<PathBuf>,
     /// Kubeconfig context to use (default: the current context).
-    #[arg(long)]
+    #[arg(long, help_heading = "Cluster")]
     pub context: Option<String>,
     /// Namespace (default: the context's namespace, else "default").
-    #[arg(short = 'n', long)]
+    #[arg(short = 'n', long, help_heading = "Cluster")]
     pub namespace: Option<String>,
 }
 
@@ -172,51 +171,54 @@ pub struct PluginArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Module")]
 pub struct ModuleArgs {
     /// OCI reference, e.g. oci://localhost:5001/canary/filter:v1 (pushed first when --wasm is given).
     #[arg(long, conflicts_with_all = ["url", "file"])]
     pub image: Option<String>,
     /// http(s):// URL the sidecars download the module from.
-    #[arg(long, conflicts_with = "file")]
+    #[arg(long, conflicts_with = "file", help_heading = "Module")]
     pub url: Option<String>,
     /// Path of the module inside the sidecar (file://).
-    #[arg(long)]
+    #[arg(long, help_heading = "Module")]
     pub file: Option<String>,
     /// The local module, to push and/or to compute sha256 from.
-    #[arg(long)]
+    #[arg(long, help_heading = "Module")]
     pub wasm: Option<PathBuf>,
     /// sha256 to pin when no local module is given.
-    #[arg(long)]
+    #[arg(long, help_heading = "Module")]
     pub sha256: Option<String>,
     /// The registry speaks plain HTTP (local clusters).
-    #[arg(long)]
+    #[arg(long, help_heading = "Module")]
     pub plain_http: bool,
     /// The reference the sidecars pull when it differs from --image (kind: kind-registry:5000/...).
-    #[arg(long, requires = "image")]
+    #[arg(long, requires = "image", help_heading = "Module")]
     pub pull_image: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Routing")]
 pub struct RouteArgs {
     /// The VirtualService promote/rollback manage.
-    #[arg(long, default_value = "reviews-canary")]
+    #[arg(long, default_value = "reviews-canary", help_heading = "Routing")]
     pub virtual_service: String,
     /// The service host the VirtualService routes.
-    #[arg(long, default_value = "reviews")]
+    #[arg(long, default_value = "reviews", help_heading = "Routing")]
     pub host: String,
     /// Subset of the stable version.
-    #[arg(long, default_value = "v1")]
+    #[arg(long, default_value = "v1", help_heading = "Routing")]
     pub stable: String,
     /// Subset (and version label) of the canary.
-    #[arg(long, default_value = "v2")]
+    #[arg(long, default_value = "v2", help_heading = "Routing")]
     pub canary: String,
     /// Cohorts routed to the canary subset.
-    #[arg(long, value_delimiter = ',', default_value = "internal,beta,canary")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "internal,beta,canary",
+        help_heading = "Routing"
+    )]
     pub canary_cohorts: Vec<String>,
     /// What a step changes: the filter's sticky percent, or VirtualService weights.
-    #[arg(long, value_enum, default_value = "sticky")]
+    #[arg(long, value_enum, default_value = "sticky", help_heading = "Routing")]
     pub step_mode: StepMode,
 }
 
@@ -258,11 +260,11 @@ pub struct PushArgs {
 pub struct DeployArgs {
     #[command(flatten)]
     pub plugin: PluginArgs,
-    #[command(flatten)]
-    pub module: ModuleArgs,
     /// Take over fields another field manager owns.
     #[arg(long)]
     pub force_conflicts: bool,
+    #[command(flatten)]
+    pub module: ModuleArgs,
     #[command(flatten)]
     pub change: ChangeArgs,
 }
@@ -291,16 +293,15 @@ pub struct SetArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Metrics")]
 pub struct GateSource {
     /// Read metrics from this Prometheus (http://host:9090) instead of the sidecars.
-    #[arg(long)]
+    #[arg(long, help_heading = "Metrics")]
     pub prometheus: Option<String>,
     /// Window for Prometheus queries.
-    #[arg(long, default_value = "5m")]
+    #[arg(long, default_value = "5m", help_heading = "Metrics")]
     pub window: String,
     /// Pods whose sidecars to read when no Prometheus is given (label selector).
-    #[arg(long, default_value = "app=productpage")]
+    #[arg(long, default_value = "app=productpage", help_heading = "Metrics")]
     pub pods: String,
 }
 
@@ -308,13 +309,13 @@ pub struct GateSource {
 pub struct PromoteArgs {
     #[command(flatten)]
     pub name: NameArgs,
+    /// Promote even if the gate does not read pass.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub route: RouteArgs,
     #[command(flatten)]
     pub source: GateSource,
-    /// Promote even if the gate does not read pass.
-    #[arg(long)]
-    pub force: bool,
     #[command(flatten)]
     pub change: ChangeArgs,
 }
@@ -323,11 +324,11 @@ pub struct PromoteArgs {
 pub struct RollbackArgs {
     #[command(flatten)]
     pub name: NameArgs,
-    #[command(flatten)]
-    pub route: RouteArgs,
     /// The step to go back to: 0 or a configured step below the current one.
     #[arg(long, default_value_t = 0)]
     pub to: u32,
+    #[command(flatten)]
+    pub route: RouteArgs,
     #[command(flatten)]
     pub change: ChangeArgs,
 }
