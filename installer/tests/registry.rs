@@ -190,3 +190,89 @@ async fn an_unreachable_registry_is_one_clear_error() {
     );
     assert!(!err.contains('\n'), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_http_registry_reached_over_https_says_to_add_plain_http() {
+    let reg = LocalRegistry::start().await;
+    let err = offline(&[
+        "push",
+        "--wasm",
+        module().to_str().unwrap(),
+        "--image",
+        &format!("{}/canary/filter:v1", reg.addr),
+    ])
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err,
+        format!("registry {} speaks plain HTTP: add --plain-http", reg.addr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_with_a_tag_alone_pins_the_digest_the_registry_serves() {
+    let reg = LocalRegistry::start().await;
+    let image = format!("{}/canary/filter:v3", reg.addr);
+    let pushed: Value = serde_json::from_str(&push_json(&module(), &image).await).unwrap();
+    let sha = pushed["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let wp = "/apis/extensions.istio.io/v1alpha1/namespaces/default/wasmplugins/canary";
+    let sha2 = sha.clone();
+    let url = format!("oci://{image}");
+    let out = run(
+        &[
+            "deploy",
+            "--selector",
+            "app=productpage",
+            "--image",
+            &image,
+            "--plain-http",
+        ],
+        vec![
+            call("GET", wp, 404, not_found("canary")),
+            call(
+                "PATCH",
+                &format!("{wp}?&fieldManager=canaryctl&fieldValidation=Strict"),
+                201,
+                wasmplugin("canary", json!({})),
+            )
+            .body(move |b| {
+                assert_eq!(b["spec"]["sha256"], sha2.as_str());
+                assert_eq!(b["spec"]["url"], url.as_str());
+            }),
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(
+        out.starts_with(&format!(
+            "pinned oci://{}/canary/filter@sha256:{sha}\n",
+            reg.addr
+        )),
+        "{out}"
+    );
+    // An unknown tag is refused, not deployed unpinned.
+    let err = run(
+        &[
+            "deploy",
+            "--selector",
+            "app=productpage",
+            "--image",
+            &format!("{}/canary/filter:missing", reg.addr),
+            "--plain-http",
+        ],
+        vec![call("GET", wp, 404, not_found("canary"))],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.starts_with(&format!(
+            "registry {}: resolving the digest of {}/canary/filter:missing failed",
+            reg.addr, reg.addr
+        )),
+        "{err}"
+    );
+}
