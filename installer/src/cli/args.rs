@@ -173,7 +173,7 @@ pub struct PluginArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ModuleArgs {
     /// OCI reference, e.g. oci://localhost:5001/canary/filter:v1 (pushed first when --wasm is given).
-    #[arg(long, conflicts_with_all = ["url", "file"])]
+    #[arg(long, conflicts_with_all = ["url", "file"], help_heading = "Module")]
     pub image: Option<String>,
     /// http(s):// URL the sidecars download the module from.
     #[arg(long, conflicts_with = "file", help_heading = "Module")]
