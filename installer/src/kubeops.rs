@@ -131,6 +131,7 @@ impl Kube {
         manager: &str,
         force: bool,
     ) -> Result<Option<DynamicObject>> {
+        tracing::debug!(kind = kind.name(), name, manager, force, dry_run = ?self.dry_run, "server-side apply");
         if self.dry_run == DryRun::Client {
             return Ok(None);
         }

@@ -291,6 +291,7 @@ impl Registry {
     /// each exactly as [`Built`] made it.
     pub async fn push(&self, image: &ImageRef, wasm: &[u8]) -> Result<Pushed> {
         let built = Built::new(wasm)?;
+        tracing::debug!(%image, digest = %built.digest(), layer_bytes = built.layer.len(), "pushing");
         let r = Self::reference(image);
         self.call(
             "authenticating",
