@@ -80,6 +80,27 @@ async fn a_silent_api_server_fails_status_within_the_timeout() {
 }
 
 #[tokio::test]
+async fn a_silent_tls_api_server_fails_within_the_timeout_too() {
+    let s = Silent::start().await;
+    let url = format!("https://{}", s.addr);
+    let kc = kubeconfig(&url, &[("kind-canary", None)]);
+    let err = fails_in_time(&[
+        "rollback",
+        "--kubeconfig",
+        kc.path().to_str().unwrap(),
+        "--request-timeout",
+        "1s",
+    ])
+    .await;
+    assert!(
+        err.starts_with(&format!(
+            "Kubernetes API server {url} did not answer within 1s"
+        )),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn a_silent_registry_fails_deploys_digest_lookup_within_the_timeout() {
     let registry = Silent::start().await;
     let api = common::RecordingApi::start().await;
