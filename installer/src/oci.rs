@@ -272,16 +272,19 @@ impl Registry {
                 registry: self.name.clone(),
             }
         } else {
-            let hint = match &e {
+            let message = match &e {
+                OciDistributionError::RequestError(r) if r.is_connect() => {
+                    "cannot connect: check the address and that the registry is running".into()
+                }
                 OciDistributionError::UnauthorizedError { .. }
                 | OciDistributionError::AuthenticationFailure(_) => {
-                    " (set CANARYCTL_REGISTRY_AUTH=user:password)"
+                    format!("{what} failed (set CANARYCTL_REGISTRY_AUTH=user:password)")
                 }
-                _ => "",
+                _ => format!("{what} failed"),
             };
             Error::Registry {
                 registry: self.name.clone(),
-                message: format!("{what} failed{hint}"),
+                message,
                 source: Some(e),
             }
         })

@@ -146,8 +146,13 @@ pub async fn query(
                 url: base.to_string(),
                 after: http.timeout,
             }
+        } else if e.is_connect() {
+            fail(
+                "cannot connect: check --prometheus and that Prometheus is running".into(),
+                Some(e.without_url()),
+            )
         } else {
-            fail("cannot query".into(), Some(e))
+            fail("cannot query".into(), Some(e.without_url()))
         }
     })?;
     let v: Value = serde_json::from_slice(&body)

@@ -79,6 +79,11 @@ async fn rollback_to_a_step_above_the_current_one_is_refused_without_a_write() {
 async fn rollback_to_a_percentage_that_is_not_a_step_is_refused_before_any_request() {
     let err = run(&["rollback", "--to", "37"], vec![]).await.unwrap_err();
     assert_eq!(err, "--to 37 is not a rollout step (one of 0, 10, 50, 100)");
+    // Before looking for a cluster at all.
+    let err = common::run_cli(&["rollback", "--to", "37", "--kubeconfig", "/nonexistent"])
+        .await
+        .unwrap_err();
+    assert_eq!(err, "--to 37 is not a rollout step (one of 0, 10, 50, 100)");
 }
 
 #[tokio::test]

@@ -157,7 +157,7 @@ async fn an_unreachable_prometheus_is_one_clear_error() {
     .await
     .unwrap_err();
     assert!(
-        err.starts_with(&format!("Prometheus http://127.0.0.1:{port}: cannot query")),
+        err.starts_with(&format!("Prometheus http://127.0.0.1:{port}: cannot connect: check --prometheus and that Prometheus is running: ")),
         "{err}"
     );
 }

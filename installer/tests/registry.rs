@@ -185,7 +185,7 @@ async fn an_unreachable_registry_is_one_clear_error() {
     .await
     .unwrap_err();
     assert!(
-        err.starts_with(&format!("registry 127.0.0.1:{port}: authenticating failed")),
+        err.starts_with(&format!("registry 127.0.0.1:{port}: cannot connect: check the address and that the registry is running: ")),
         "{err}"
     );
     assert!(!err.contains('\n'), "{err}");

@@ -379,6 +379,14 @@ pub struct ValidateArgs {
 }
 
 impl Command {
+    /// Checks what needs no server, so bad flags are refused before connecting.
+    pub fn precheck(&self) -> crate::Result<()> {
+        match self {
+            Command::Rollback(a) => crate::rollout::check_step(a.to).map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
     /// The cluster flags of a command that talks to the API server.
     pub fn cluster(&self) -> Option<(&KubeArgs, &NetArgs, DryRun)> {
         match self {

@@ -43,6 +43,7 @@ fn http_for(cmd: &Command) -> Result<crate::http::Http> {
 
 /// Runs a command, connecting to the cluster only when it needs one.
 pub async fn run(cli: &Cli) -> Result<String> {
+    cli.command.precheck()?;
     match cli.command.cluster() {
         Some((k, net, dry_run)) => {
             let kube = connect(
