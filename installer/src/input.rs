@@ -81,26 +81,14 @@ pub fn parse(text: &str, format: Format) -> std::result::Result<Value, String> {
     }
 }
 
-/// How deep brackets (and, for YAML, indentation steps) nest, outside
-/// strings and comments: a linear scan, so depth is known before parsing.
+/// How deep the text nests, found by a linear scan before any parser runs:
+/// the deepest bracket nesting outside strings and comments, and for YAML
+/// also the deepest chain of growing indentation.
 fn nesting(text: &str, format: Format) -> usize {
-    let mut max = 0;
-    let mut indents: Vec<usize> = vec![];
-    for line in text.lines() {
-        if format == Format::Yaml {
-            let trimmed = line.trim_start();
-            if trimmed.is_empty() || trimmed.starts_with('#') {
-                continue;
-            }
-            let indent = line.len() - trimmed.len();
-            while indents.last().is_some_and(|i| *i >= indent) {
-                indents.pop();
-            }
-            indents.push(indent);
-            max = max.max(indents.len());
-        }
-    }
-    let mut depth = 0usize;
+    let yaml = format == Format::Yaml;
+    let block = if yaml { indentation_depth(text) } else { 0 };
+    let mut flow = 0usize;
+    let mut deepest = 0usize;
     let mut quote: Option<char> = None;
     let mut escaped = false;
     let mut comment = false;
@@ -109,30 +97,48 @@ fn nesting(text: &str, format: Format) -> usize {
             comment = c != '\n';
             continue;
         }
-        match quote {
-            Some(q) => {
-                if escaped {
-                    escaped = false;
-                } else if c == '\\' && q == '"' {
-                    escaped = true;
-                } else if c == q {
-                    quote = None;
-                }
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && q == '"' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
             }
-            None => match c {
-                '"' => quote = Some('"'),
-                '\'' if format == Format::Yaml => quote = Some('\''),
-                '#' if format == Format::Yaml => comment = true,
-                '[' | '{' => {
-                    depth += 1;
-                    max = max.max(depth + indents.len().min(1));
-                }
-                ']' | '}' => depth = depth.saturating_sub(1),
-                _ => {}
-            },
+            continue;
+        }
+        match c {
+            '"' => quote = Some('"'),
+            '\'' if yaml => quote = Some('\''),
+            '#' if yaml => comment = true,
+            '[' | '{' => {
+                flow += 1;
+                deepest = deepest.max(flow);
+            }
+            ']' | '}' => flow = flow.saturating_sub(1),
+            _ => {}
         }
     }
-    max
+    block.max(deepest)
+}
+
+/// The longest chain of lines each indented deeper than the one before.
+fn indentation_depth(text: &str) -> usize {
+    let mut open: Vec<usize> = vec![];
+    let mut deepest = 0;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        while open.last().is_some_and(|i| *i >= indent) {
+            open.pop();
+        }
+        open.push(indent);
+        deepest = deepest.max(open.len());
+    }
+    deepest
 }
 
 /// A `serde_json::Value` built by a visitor that refuses a key seen twice in
