@@ -2,6 +2,11 @@
 //! the "compat" variant, a Docker schema2 image whose single tar+gzip layer
 //! holds `plugin.wasm`. The layer is built deterministically (fixed mtime,
 //! owner and mode), so the same module always has the same digest.
+//!
+//! The distribution protocol (uploads, token and basic auth, manifests) is
+//! oci-client's. Its blob and raw-manifest calls send our bytes unchanged,
+//! which its own image builder would not: it writes an OCI manifest of its
+//! own shape, and the digest `render` computes offline must be the one pushed.
 
 use std::future::Future;
 use std::io::{Read, Write};
