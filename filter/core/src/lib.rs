@@ -16,7 +16,6 @@ pub mod host;
 pub mod judge;
 pub mod metrics;
 pub mod outcome;
-pub mod promtext;
 pub mod property;
 #[cfg(test)]
 mod robustness;
