@@ -43,6 +43,10 @@ lint: setup ## rustfmt check and clippy -D warnings, native and wasm32
 bench: setup build ## CPU per request: bare Envoy, no-op wasm, Lua tagging, this filter; writes out/bench.json
 	$(CARGO) run -q --release -p canary-e2e --bin canary-bench -- --out out/bench.json
 
+.PHONY: soak
+soak: setup build ## Bounded soak (not in make test): 10 min at a fixed rate, ECDS updates, 100k users, canary failing halfway; SOAK_ARGS="--duration 2m"
+	$(CARGO) run -q --release -p canary-e2e --bin canary-soak -- $(SOAK_ARGS)
+
 .PHONY: demo
 demo: setup build ## Play the module's canary exercises on local Envoy processes and print what happened
 	$(CARGO) run -q --release -p canary-e2e --bin canary-demo

@@ -14,6 +14,7 @@ pub mod report;
 pub mod sandbox;
 pub mod services;
 pub mod sidecar;
+pub mod soak;
 pub mod stats;
 pub mod traffic;
 pub mod upstream;
