@@ -188,11 +188,10 @@ pub async fn run(a: &Args) -> Report {
     let updater = async {
         let mut u = Updates::default();
         let mut n: u32 = 0;
-        loop {
+        // The next update is due `update_every` after the last; none is
+        // started that would end after the traffic.
+        while start.elapsed() + a.update_every * 2 <= a.duration {
             tokio::time::sleep(a.update_every).await;
-            if start.elapsed() + a.update_every > a.duration {
-                return u;
-            }
             n += 1;
             if n.is_multiple_of(INVALID_EVERY) {
                 match envoy.update_filter(INVALID).await {
@@ -212,6 +211,7 @@ pub async fn run(a: &Args) -> Report {
                 }
             }
         }
+        u
     };
     let breaker = async {
         tokio::time::sleep(Duration::from_secs_f64(plan.half_s)).await;
