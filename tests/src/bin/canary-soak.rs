@@ -80,7 +80,18 @@ async fn main() {
         args.update_every,
         args.duration / 2
     );
-    let report = run(&args).await;
+    // Stopped early (Ctrl-C, kill): drop the run, which stops its Envoy.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    let report = tokio::select! {
+        r = run(&args) => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+        _ = term.recv() => None,
+    };
+    let Some(report) = report else {
+        println!("soak FAILED: interrupted before the end of the run");
+        std::process::exit(130);
+    };
     print(&report);
     if let Err(e) = write(&report, &args.out) {
         eprintln!("canary-soak: cannot write {}: {e}", args.out.display());
