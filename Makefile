@@ -37,6 +37,7 @@ lint: setup ## rustfmt check and clippy -D warnings, native and wasm32
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p canary-core -p canary-filter -p noop-filter --target $(WASM_TARGET) -- -D warnings
+	$(CARGO) clippy -p canary-filter --features test-trap --target $(WASM_TARGET) -- -D warnings
 	$(CARGO) clippy -p canary-core --all-targets --target wasm32-unknown-unknown -- -D warnings
 
 .PHONY: bench
