@@ -13,7 +13,8 @@ pub struct Args {
     pub users: usize,
     pub update_every: Duration,
     pub sample_every: Duration,
-    /// `None`: a tenth of the run, at least 15 s and at most 60 s.
+    /// `None`: a fifth of the run, at least 30 s and at most 120 s (Envoy's
+    /// RSS settles over the first minutes of traffic and config updates).
     pub warmup: Option<Duration>,
     pub rss_slack_mib: u64,
     pub out: PathBuf,
@@ -38,10 +39,10 @@ pub const USAGE: &str = "canary-soak [--duration 10m] [--rate 200] [--users 1000
 [--update-every 5s] [--sample-every 5s] [--warmup D] [--rss-slack-mib 4] [--out DIR]";
 
 impl Args {
-    /// The warm-up: given, or a tenth of the run within 15-60 s.
+    /// The warm-up: given, or a fifth of the run within 30-120 s.
     pub fn warmup(&self) -> Duration {
         self.warmup.unwrap_or_else(|| {
-            (self.duration / 10).clamp(Duration::from_secs(15), Duration::from_secs(60))
+            (self.duration / 5).clamp(Duration::from_secs(30), Duration::from_secs(120))
         })
     }
 
@@ -112,18 +113,18 @@ mod tests {
         let a = parse("").unwrap().unwrap();
         assert_eq!(a, Args::default());
         assert_eq!(a.duration, Duration::from_secs(600));
-        assert_eq!(a.warmup(), Duration::from_secs(60));
+        assert_eq!(a.warmup(), Duration::from_secs(120));
     }
 
     #[test]
-    fn a_short_run_keeps_a_fifteen_second_warm_up() {
+    fn a_short_run_keeps_a_thirty_second_warm_up() {
         let a = parse("--duration 2m30s --rate 150 --update-every 3s")
             .unwrap()
             .unwrap();
         assert_eq!(a.duration, Duration::from_secs(150));
         assert_eq!(a.rate, 150.0);
         assert_eq!(a.update_every, Duration::from_secs(3));
-        assert_eq!(a.warmup(), Duration::from_secs(15));
+        assert_eq!(a.warmup(), Duration::from_secs(30));
     }
 
     #[test]

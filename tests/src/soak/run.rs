@@ -109,6 +109,7 @@ async fn sample(envoy: &Envoy, at_s: f64, seen: &mut BTreeSet<String>) -> Sample
         vms,
         stats: lines.len(),
         canary_stats: canary.len(),
+        connections: stat_value(&text, "http.reviews.downstream_cx_active").unwrap_or(0),
         new_series,
         gate_state: stat_value(&text, "wasmcustom.canary_version=.=v2;.;canary_gate_state"),
         withdrawn: stat_value(&text, "wasmcustom.canary_gate_withdrawn"),

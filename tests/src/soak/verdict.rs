@@ -30,6 +30,9 @@ pub struct Sample {
     pub stats: usize,
     /// The filter's own series among them.
     pub canary_stats: usize,
+    /// Open downstream connections: Envoy's RSS follows them, so they tell
+    /// load from leak when RSS moves.
+    pub connections: u64,
     /// Filter series that were not there at the previous sample.
     pub new_series: Vec<String>,
     /// `canary_gate_state` of the canary version (0 unknown .. 3 rollback).
@@ -173,9 +176,10 @@ pub fn problems(
         }
     }
     if last.rss_kib > warm.rss_kib + plan.rss_slack_kib {
+        let most = samples.iter().map(|s| s.connections).max().unwrap_or(0);
         out.push(format!(
-            "RSS grew after warm-up: {} KiB at {:.0} s -> {} KiB at {:.0} s (slack {} KiB)",
-            warm.rss_kib, warm.at_s, last.rss_kib, last.at_s, plan.rss_slack_kib
+            "RSS grew after warm-up: {} KiB at {:.0} s -> {} KiB at {:.0} s (slack {} KiB; open connections {} -> {}, at most {most})",
+            warm.rss_kib, warm.at_s, last.rss_kib, last.at_s, plan.rss_slack_kib, warm.connections, last.connections
         ));
     }
     let largest_later = samples
@@ -223,6 +227,7 @@ mod tests {
             }],
             stats,
             canary_stats: stats / 10,
+            connections: 8,
             new_series: vec![],
             gate_state: None,
             withdrawn: None,
