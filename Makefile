@@ -46,11 +46,16 @@ lint: setup ## rustfmt check and clippy -D warnings, native and wasm32
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p canary-core -p canary-filter -p noop-filter --target $(WASM_TARGET) -- -D warnings
+	$(CARGO) clippy -p canary-filter --features test-trap --target $(WASM_TARGET) -- -D warnings
 	$(CARGO) clippy -p canary-core --all-targets --target wasm32-unknown-unknown -- -D warnings
 
 .PHONY: bench
 bench: setup build ## CPU per request: bare Envoy, no-op wasm, Lua tagging, this filter; writes out/bench.json
 	$(CARGO) run -q --release -p canary-e2e --bin canary-bench -- --out out/bench.json
+
+.PHONY: soak
+soak: setup build ## Bounded soak (not in make test): 10 min at a fixed rate, ECDS updates, 100k users, canary failing halfway; SOAK_ARGS="--duration 2m"
+	$(CARGO) run -q --release -p canary-e2e --bin canary-soak -- $(SOAK_ARGS)
 
 .PHONY: demo
 demo: setup build ## Play the workshop module's canary exercises on local Envoy processes (sandbox/); summary and HTML report

@@ -15,6 +15,8 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
 
+mod test_trap;
+
 #[allow(unsafe_code)]
 mod entry {
     use super::*;
@@ -144,6 +146,7 @@ impl Context for CanaryHttp {}
 
 impl HttpContext for CanaryHttp {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        test_trap::on_request_headers();
         if let Ok(vm) = self.vm.try_borrow() {
             self.stream.on_request_headers(&self.plugin, &vm, &mut Host);
         }

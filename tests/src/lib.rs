@@ -13,6 +13,7 @@ pub mod envoy;
 pub mod paths;
 pub mod services;
 pub mod sidecar;
+pub mod soak;
 pub mod stats;
 pub mod traffic;
 pub mod upstream;

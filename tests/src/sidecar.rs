@@ -29,6 +29,9 @@ pub enum FilterSpec {
     Canary(String),
     /// The canary filter with this pluginConfig, through ECDS from a file.
     CanaryEcds(String),
+    /// The canary filter with this pluginConfig, inline, from another build
+    /// of the module (the test-trap build).
+    CanaryModule(String, std::path::PathBuf),
     /// The do-nothing proxy-wasm module.
     Noop,
     /// A Lua filter doing only the module's header tagging.
@@ -179,6 +182,10 @@ impl Sidecar {
             FilterSpec::Canary(cfg) => filters.push(json!({
                 "name": FILTER_NAME,
                 "typed_config": Sidecar::canary_wasm(cfg, &crate::paths::filter_wasm(), self.failure_policy),
+            })),
+            FilterSpec::CanaryModule(cfg, wasm) => filters.push(json!({
+                "name": FILTER_NAME,
+                "typed_config": Sidecar::canary_wasm(cfg, wasm, self.failure_policy),
             })),
             FilterSpec::CanaryEcds(cfg) => {
                 let ecds_dir = dir.join("ecds");
