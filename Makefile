@@ -39,9 +39,11 @@ lint: setup ## rustfmt check and clippy -D warnings, native and wasm32
 	$(CARGO) clippy -p canary-core -p canary-filter -p noop-filter --target $(WASM_TARGET) -- -D warnings
 	$(CARGO) clippy -p canary-core --all-targets --target wasm32-unknown-unknown -- -D warnings
 
+BENCH_ARGS ?=
+
 .PHONY: bench
-bench: setup build ## CPU per request: bare Envoy, no-op wasm, Lua tagging, this filter; writes out/bench.json
-	$(CARGO) run -q --release -p canary-e2e --bin canary-bench -- --out out/bench.json
+bench: setup build ## Envoy CPU per request, interleaved rounds: bare, empty module, Lua, the filter's configs; out/bench.json and .md (BENCH_ARGS=--quick, --help)
+	$(CARGO) run -q --release -p canary-e2e --bin canary-bench -- --out out/bench.json $(BENCH_ARGS)
 
 .PHONY: demo
 demo: setup build ## Play the module's canary exercises on local Envoy processes and print what happened
