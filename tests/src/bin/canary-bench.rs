@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use canary_e2e::bench::run::{run, Options};
-use canary_e2e::bench::{table, variants};
+use canary_e2e::bench::{probe, table, variants};
 
 const HELP: &str = "\
 canary-bench [--rounds N] [--requests N] [--variants ID,ID,...] [--config NAME=JSON]... [--quick] [--out FILE.json]
@@ -102,6 +102,13 @@ async fn main() {
     );
     if a.opts.rounds < 5 {
         eprintln!("canary-bench: fewer than 5 rounds: the figures show the setup works, not what things cost");
+    }
+    // Nothing else should run during a bench: say so when something does.
+    let (busy0, t) = (probe::machine_busy(), std::time::Instant::now());
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let busy = (probe::machine_busy() - busy0) / t.elapsed().as_secs_f64() * 100.0;
+    if busy > 10.0 {
+        eprintln!("canary-bench: other processes use {busy:.0} % of one CPU right now: expect noisy figures (the report states how much ran beside the bench)");
     }
     let result = run(&a.opts, |msg| eprintln!("  {msg}")).await;
     let md = table::markdown(&result);
