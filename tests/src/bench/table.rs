@@ -78,62 +78,103 @@ impl Run {
     /// The targets, evaluated on this run.
     pub fn targets(&self) -> Vec<Target> {
         use HeaderSet::{Minimal, Realistic};
-        let mut t = vec![];
-        let (f, noop, lua, shipped) = (
-            self.over("filter", Minimal),
-            self.over("noop", Minimal),
-            self.over("lua", Minimal),
-            self.over("shipped", Minimal),
-        );
-        t.push(Target::new(
-            "filter `{}` overhead / empty module overhead",
-            "at most 2x",
-            &["filter", "noop"],
-            f.zip(noop).map(|(f, n)| {
+        let f = self.over("filter", Minimal);
+        // `a` against `b` (both µs over bare): the ratio, and whether it is
+        // at most `limit`; `percent` shows it as a change instead of a factor.
+        let ratio = |name: &str,
+                     target: &str,
+                     needs: &[&'static str],
+                     a: Option<f64>,
+                     b: Option<f64>,
+                     limit: f64,
+                     percent: bool| {
+            let result = a.zip(b).map(|(a, b)| {
+                let r = a / b;
+                let shown = if percent {
+                    format!("{:+.1} %", (r - 1.0) * 100.0)
+                } else {
+                    format!("{r:.2}x")
+                };
                 (
-                    format!("{:.2}x ({f:+.2} / {n:+.2} µs)", f / n),
-                    f <= 2.0 * n,
+                    r,
+                    format!("{shown} ({a:+.2} vs {b:+.2} µs)"),
+                    Some(r <= limit),
                 )
-            }),
-        ));
-        t.push(Target::new(
-            "filter `{}` overhead vs Lua doing the same work",
-            "no more than Lua",
-            &["filter", "lua"],
-            f.zip(lua)
-                .map(|(f, l)| (format!("{f:+.2} vs {l:+.2} µs"), f <= l)),
-        ));
-        t.push(Target::new(
-            "shipped config overhead vs `{}`",
-            "at most +15 %",
-            &["shipped", "filter"],
-            shipped.zip(f).map(|(s, f)| {
-                (
-                    format!("{:+.1} % ({s:+.2} vs {f:+.2} µs)", (s / f - 1.0) * 100.0),
-                    s <= 1.15 * f,
-                )
-            }),
-        ));
-        let real = self.over("filter", Realistic);
-        t.push(Target::new(
-            "filter `{}` overhead, realistic vs minimal headers",
-            "no growth beyond 10 %",
-            &["filter", "bare"],
-            real.zip(f).map(|(r, f)| {
-                (
-                    format!("{:+.1} % ({r:+.2} vs {f:+.2} µs)", (r / f - 1.0) * 100.0),
-                    r <= 1.10 * f,
-                )
-            }),
-        ));
+            });
+            Target::new(name, target, needs, result)
+        };
         let bytes = self.machine.filter_wasm_bytes;
-        t.push(Target::new(
-            "release module size",
-            "at most 200 KiB (204,800 bytes)",
-            &[],
-            Some((format!("{} bytes", thousands(bytes)), bytes <= 200 * 1024)),
-        ));
-        t
+        let memory = self
+            .variants
+            .iter()
+            .position(|v| v.id == "filter")
+            .and_then(|i| {
+                self.memory[i]
+                    .iter()
+                    .map(|m| m.size_kib)
+                    .max()
+                    .map(|kib| (kib, self.memory[i].len()))
+            });
+        vec![
+            ratio(
+                "filter `{}` overhead / empty module overhead",
+                "at most 2x",
+                &["filter", "noop"],
+                f,
+                self.over("noop", Minimal),
+                2.0,
+                false,
+            ),
+            ratio(
+                "filter `{}` overhead / Lua doing the same work",
+                "at most 1x",
+                &["filter", "lua"],
+                f,
+                self.over("lua", Minimal),
+                1.0,
+                false,
+            ),
+            ratio(
+                "shipped config overhead vs `{}`",
+                "at most +15 %",
+                &["shipped", "filter"],
+                self.over("shipped", Minimal),
+                f,
+                1.15,
+                true,
+            ),
+            ratio(
+                "filter `{}` overhead, realistic vs minimal headers",
+                "at most +10 %",
+                &["filter", "bare"],
+                self.over("filter", Realistic),
+                f,
+                1.10,
+                true,
+            ),
+            Target::new(
+                "release module size",
+                "at most 200 KiB (204,800 bytes)",
+                &[],
+                Some((
+                    bytes as f64,
+                    format!("{} bytes", thousands(bytes)),
+                    Some(bytes <= 200 * 1024),
+                )),
+            ),
+            Target::new(
+                "filter `{}` linear memory per VM",
+                "about 1.1 MiB as before, reported",
+                &["filter"],
+                memory.map(|(kib, vms)| {
+                    (
+                        kib as f64,
+                        format!("{kib} KiB (largest of {vms} VMs)"),
+                        None,
+                    )
+                }),
+            ),
+        ]
     }
 }
 
@@ -143,7 +184,10 @@ impl Run {
 pub struct Target {
     pub name: String,
     pub target: String,
+    /// The figure compared (a ratio, bytes or KiB).
+    pub value: Option<f64>,
     pub measured: Option<String>,
+    /// `None` for a figure that is only reported.
     pub pass: Option<bool>,
     #[serde(skip)]
     needs: Vec<&'static str>,
@@ -154,31 +198,36 @@ impl Target {
         name: &str,
         target: &str,
         needs: &[&'static str],
-        result: Option<(String, bool)>,
+        result: Option<(f64, String, Option<bool>)>,
     ) -> Target {
+        let (value, measured, pass) = match result {
+            Some((v, m, p)) => (Some(v), Some(m), p),
+            None => (None, None, None),
+        };
         Target {
             name: name.into(),
             target: target.into(),
-            measured: result.as_ref().map(|r| r.0.clone()),
-            pass: result.map(|r| r.1),
+            value,
+            measured,
+            pass,
             needs: needs.to_vec(),
         }
     }
 
     pub fn line(&self) -> String {
-        match (&self.measured, self.pass) {
-            (Some(m), Some(p)) => format!(
-                "- {}: {m} (target: {}): **{}**",
-                self.name,
-                self.target,
-                if p { "pass" } else { "FAIL" }
-            ),
-            _ => format!(
+        let Some(m) = &self.measured else {
+            return format!(
                 "- {}: not measured (needs variants {})",
                 self.name,
                 self.needs.join(", ")
-            ),
-        }
+            );
+        };
+        let verdict = match self.pass {
+            Some(true) => ": **pass**",
+            Some(false) => ": **FAIL**",
+            None => "",
+        };
+        format!("- {}: {m} (target: {}){verdict}", self.name, self.target)
     }
 }
 
@@ -329,6 +378,78 @@ pub fn json(run: &Run) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::run::{Machine, Sample};
+    use crate::bench::variants::{self, Variant};
+
+    /// A run of `bare`, `noop` and `filter` (minimal headers) with these
+    /// per-round CPU figures.
+    fn run_of(rounds: &[(f64, f64, f64)]) -> Run {
+        let vs: Vec<Variant> = variants::select(variants::all(), "bare,noop,filter").unwrap();
+        let sample = |us: f64| Sample {
+            cpu_us_per_request: us,
+            requests: 1000,
+            requests_per_second: 1000.0,
+            other_cpu_percent: 0.0,
+        };
+        let pick: [fn(&(f64, f64, f64)) -> f64; 3] = [|r| r.0, |r| r.1, |r| r.2];
+        Run {
+            rounds: rounds.len(),
+            requests: 1000,
+            machine: Machine {
+                measured_at: "now".into(),
+                cpus: 2,
+                cpu_model: "cpu".into(),
+                envoy_version: "1.40.0".into(),
+                filter_wasm_bytes: 300_000,
+                noop_wasm_bytes: 80_000,
+            },
+            cases: (0..3)
+                .map(|i| Case {
+                    variant: i,
+                    headers: HeaderSet::Minimal,
+                    samples: rounds.iter().map(|r| sample(pick[i](r))).collect(),
+                })
+                .collect(),
+            memory: vec![vec![]; 3],
+            variants: vs,
+        }
+    }
+
+    #[test]
+    fn over_bare_is_the_median_of_the_per_round_differences() {
+        // The machine slows down in round 2: the pair still differs by 5.
+        let run = run_of(&[(20.0, 25.0, 30.0), (40.0, 45.0, 52.0), (21.0, 26.0, 29.0)]);
+        assert_eq!(run.over_bare(&run.cases[1]), Some(5.0));
+        assert_eq!(run.over_bare(&run.cases[2]), Some(10.0));
+        assert_eq!(run.over_bare(&run.cases[0]), Some(0.0));
+    }
+
+    #[test]
+    fn targets_pass_within_their_limit_fail_beyond_and_say_what_is_missing() {
+        let at = |run: &Run, name: &str| {
+            run.targets()
+                .into_iter()
+                .find(|t| t.name.starts_with(name))
+                .unwrap()
+        };
+        let within = run_of(&[(20.0, 25.0, 30.0)]);
+        assert_eq!(at(&within, "filter `{}` overhead / empty").pass, Some(true));
+        let beyond = run_of(&[(20.0, 25.0, 30.5)]);
+        let t = at(&beyond, "filter `{}` overhead / empty");
+        assert_eq!(t.pass, Some(false));
+        assert!(
+            t.line().contains("2.10x (+10.50 vs +5.00 µs)"),
+            "{}",
+            t.line()
+        );
+        assert!(t.line().ends_with("**FAIL**"), "{}", t.line());
+        let lua = at(&within, "filter `{}` overhead / Lua");
+        assert_eq!(lua.pass, None);
+        assert!(lua
+            .line()
+            .contains("not measured (needs variants filter, lua)"));
+        assert_eq!(at(&within, "release module size").pass, Some(false));
+    }
 
     #[test]
     fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {

@@ -17,7 +17,7 @@ use super::variants::{Filter, HeaderSet, Path, Variant};
 use crate::sidecar::{FilterSpec, Sidecar};
 use crate::{Envoy, Req};
 
-/// What the upstream listener (and a direct-response route) answers: a small
+/// What the upstream listeners (and a direct-response route) answer: a small
 /// JSON document like the `reviews` service's.
 pub const BODY: &str = r#"{"id":"0","podname":"reviews-bench","reviews":[{"reviewer":"one","text":"Kept me guessing until the last act."},{"reviewer":"two","text":"Solid cast, thin plot, worth an evening."}]}"#;
 
@@ -73,8 +73,8 @@ fn direct_routes(upstream: Option<&str>) -> Value {
 }
 
 /// Turns the rendered sidecar bootstrap into the variant's: the upstream
-/// listeners (proxied) or a direct-response route, and
-/// Envoy's default 5 s stats flush instead of the tests' fast one.
+/// listeners (proxied) or a direct-response route, and Envoy's default 5 s
+/// stats flush instead of the tests' fast one.
 pub fn edit(v: &Variant, up: &Upstreams, bootstrap: &mut Value) {
     if let Some(o) = bootstrap.as_object_mut() {
         o.remove("stats_flush_interval");
