@@ -383,7 +383,7 @@ mod tests {
 
     /// A run of `bare`, `noop` and `filter` (minimal headers) with these
     /// per-round CPU figures.
-    fn run_of(rounds: &[(f64, f64, f64)]) -> Run {
+    fn run_of(rounds: &[[f64; 3]]) -> Run {
         let vs: Vec<Variant> = variants::select(variants::all(), "bare,noop,filter").unwrap();
         let sample = |us: f64| Sample {
             cpu_us_per_request: us,
@@ -391,7 +391,6 @@ mod tests {
             requests_per_second: 1000.0,
             other_cpu_percent: 0.0,
         };
-        let pick: [fn(&(f64, f64, f64)) -> f64; 3] = [|r| r.0, |r| r.1, |r| r.2];
         Run {
             rounds: rounds.len(),
             requests: 1000,
@@ -407,7 +406,7 @@ mod tests {
                 .map(|i| Case {
                     variant: i,
                     headers: HeaderSet::Minimal,
-                    samples: rounds.iter().map(|r| sample(pick[i](r))).collect(),
+                    samples: rounds.iter().map(|r| sample(r[i])).collect(),
                 })
                 .collect(),
             memory: vec![vec![]; 3],
@@ -418,7 +417,7 @@ mod tests {
     #[test]
     fn over_bare_is_the_median_of_the_per_round_differences() {
         // The machine slows down in round 2: the pair still differs by 5.
-        let run = run_of(&[(20.0, 25.0, 30.0), (40.0, 45.0, 52.0), (21.0, 26.0, 29.0)]);
+        let run = run_of(&[[20.0, 25.0, 30.0], [40.0, 45.0, 52.0], [21.0, 26.0, 29.0]]);
         assert_eq!(run.over_bare(&run.cases[1]), Some(5.0));
         assert_eq!(run.over_bare(&run.cases[2]), Some(10.0));
         assert_eq!(run.over_bare(&run.cases[0]), Some(0.0));
@@ -432,9 +431,9 @@ mod tests {
                 .find(|t| t.name.starts_with(name))
                 .unwrap()
         };
-        let within = run_of(&[(20.0, 25.0, 30.0)]);
+        let within = run_of(&[[20.0, 25.0, 30.0]]);
         assert_eq!(at(&within, "filter `{}` overhead / empty").pass, Some(true));
-        let beyond = run_of(&[(20.0, 25.0, 30.5)]);
+        let beyond = run_of(&[[20.0, 25.0, 30.5]]);
         let t = at(&beyond, "filter `{}` overhead / empty");
         assert_eq!(t.pass, Some(false));
         assert!(
