@@ -14,6 +14,21 @@ fn every_bench_variant_has_a_valid_plugin_config_and_envoy_configuration() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("envoy.json");
         let bootstrap = topology::bootstrap(&v, &topology::free_upstreams(), dir.path());
+        let clusters: Vec<&str> = bootstrap["static_resources"]["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert_eq!(
+            clusters,
+            [
+                "outbound|80|v1|reviews.default.svc.cluster.local",
+                "outbound|80|v2|reviews.default.svc.cluster.local"
+            ],
+            "variant {}",
+            v.id
+        );
         std::fs::write(&path, bootstrap.to_string()).unwrap();
         if let Err(e) = validate(&path) {
             panic!("variant {} does not validate:\n{e}", v.id);

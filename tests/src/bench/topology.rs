@@ -1,5 +1,5 @@
 //! One Envoy per variant, its own upstream included: the sidecar listener
-//! routes to Istio-named clusters (`outbound|9080|v1|reviews.default.svc.cluster.local`
+//! routes to Istio-named clusters (`outbound|80|v1|reviews.default.svc.cluster.local`
 //! and v2) whose endpoints are further listeners of the same process
 //! answering directly, one per subset. The filter thus sees a real upstream
 //! cluster name and a real upstream response, and the whole request costs
@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use canary_core::Config;
 
 use super::variants::{Filter, HeaderSet, Path, Variant};
-use crate::sidecar::{FilterSpec, Sidecar};
+use crate::sidecar::{FilterSpec, Sidecar, PORT};
 use crate::{Envoy, Req};
 
 /// What the upstream listeners (and a direct-response route) answer: a small
@@ -73,9 +73,16 @@ fn direct_routes(upstream: Option<&str>) -> Value {
 }
 
 /// Turns the rendered sidecar bootstrap into the variant's: the upstream
-/// listeners (proxied) or a direct-response route, and Envoy's default 5 s
-/// stats flush instead of the tests' fast one.
+/// listeners (proxied) or a direct-response route, the workshop's service
+/// port in the cluster names, and Envoy's default 5 s stats flush instead of
+/// the tests' fast one.
 pub fn edit(v: &Variant, up: &Upstreams, bootstrap: &mut Value) {
+    // The workshop exposes `reviews` on port 80 (the harness renders
+    // Bookinfo's 9080): the filter reads `outbound|80|v1|reviews...`.
+    let renamed = bootstrap
+        .to_string()
+        .replace(&format!("outbound|{PORT}|"), "outbound|80|");
+    *bootstrap = serde_json::from_str(&renamed).expect("the bootstrap stays JSON");
     if let Some(o) = bootstrap.as_object_mut() {
         o.remove("stats_flush_interval");
     }
