@@ -59,12 +59,6 @@ pub enum HeaderSet {
 }
 
 impl HeaderSet {
-    pub const ALL: [HeaderSet; 3] = [
-        HeaderSet::Minimal,
-        HeaderSet::Realistic,
-        HeaderSet::Internal,
-    ];
-
     pub fn id(self) -> &'static str {
         match self {
             HeaderSet::Minimal => "minimal",
