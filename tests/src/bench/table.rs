@@ -262,7 +262,8 @@ pub fn markdown(run: &Run) -> String {
     ));
     let (other_median, other_max) = run.other_cpu();
     line(&format!(
-        "{} interleaved rounds of {} requests per case. Envoy CPU (utime+stime) per request: median and \
+        "Envoy `--concurrency 1` on CPU 0, `h2load --h1 -c 16` on CPU 1; {} interleaved rounds of {} \
+         requests per case. Envoy CPU (utime+stime) per request: median and \
          min-max over the rounds; \"over bare\" is the median per-round difference to bare Envoy on the \
          same path with the same request headers. Other processes used {other_median:.1} % of one CPU \
          during the measurements (median; max {other_max:.1} %).",
@@ -369,6 +370,11 @@ pub fn json(run: &Run) -> Value {
         "rounds": run.rounds,
         "requests_per_round": run.requests,
         "other_cpu_percent": {"median": other_median, "max": other_max},
+        "header_sets": {
+            "minimal": HeaderSet::Minimal.headers(),
+            "realistic": HeaderSet::Realistic.headers(),
+            "internal": HeaderSet::Internal.headers(),
+        },
         "cases": cases,
         "wasm_memory_kib": memory,
         "targets": run.targets(),
