@@ -260,6 +260,7 @@ pub fn markdown(run: &Run) -> String {
         thousands(m.filter_wasm_bytes),
         thousands(m.noop_wasm_bytes)
     ));
+    line("");
     let (other_median, other_max) = run.other_cpu();
     line(&format!(
         "Envoy `--concurrency 1` on CPU 0, `h2load --h1 -c 16` on CPU 1; {} interleaved rounds of {} \
