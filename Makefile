@@ -49,9 +49,11 @@ lint: setup ## rustfmt check and clippy -D warnings, native and wasm32
 	$(CARGO) clippy -p canary-filter --features test-trap --target $(WASM_TARGET) -- -D warnings
 	$(CARGO) clippy -p canary-core --all-targets --target wasm32-unknown-unknown -- -D warnings
 
+BENCH_ARGS ?=
+
 .PHONY: bench
-bench: setup build ## CPU per request: bare Envoy, no-op wasm, Lua tagging, this filter; writes out/bench.json
-	$(CARGO) run -q --release -p canary-e2e --bin canary-bench -- --out out/bench.json
+bench: setup build ## Envoy CPU per request, interleaved rounds: bare, empty module, Lua, the filter's configs; out/bench.json and .md (BENCH_ARGS=--quick, --help)
+	$(CARGO) run -q --release -p canary-e2e --bin canary-bench -- --out out/bench.json $(BENCH_ARGS)
 
 .PHONY: soak
 soak: setup build ## Bounded soak (not in make test): 10 min at a fixed rate, ECDS updates, 100k users, canary failing halfway; SOAK_ARGS="--duration 2m"

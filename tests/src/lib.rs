@@ -7,6 +7,7 @@
 //! It is test code: a broken precondition (no Envoy binary, a stale module, a
 //! port that never opened) aborts loudly with what to do.
 
+pub mod bench;
 pub mod certs;
 pub mod client;
 pub mod envoy;
