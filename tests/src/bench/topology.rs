@@ -165,7 +165,9 @@ fn expected_upstream(v: &Variant, set: HeaderSet) -> Option<&'static str> {
             if c.sticky.basis_points > 0 {
                 return None;
             }
-            c.cohort_index(set.default_cohort()).is_some_and(|i| i >= 2)
+            c.cohorts
+                .named(set.default_cohort())
+                .is_some_and(|c| c.index() >= 2)
         }
     };
     Some(if claimed { "v2" } else { "v1" })

@@ -57,7 +57,7 @@ impl Args {
             }
             let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
             let dur = |v: &str| {
-                canary_core::gates::duration::parse_ms(v)
+                canary_core::config::duration::parse_ms(v)
                     .map(Duration::from_millis)
                     .map_err(|e| format!("{flag}: {e}"))
             };
