@@ -73,7 +73,7 @@ impl RootContext for CanaryRoot {
             let name = hostcalls::get_property(vec!["plugin_name"])
                 .ok()
                 .flatten()
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .and_then(|b| String::from_utf8(b).ok())
                 .unwrap_or_else(|| "canary".into());
             let mut engine = Engine::new(
                 &format!("canary-gates/{name}"),
