@@ -37,7 +37,10 @@ fi
 mkdir -p .tools/bin
 envoy_real=$(.venv/bin/python -c "import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), '_bin', 'envoy'))")
 ln -sfn "$PWD/$(realpath --relative-to="$PWD" "$envoy_real")" .tools/bin/envoy
-.tools/bin/envoy --version | grep -q "/$ENVOY_VERSION/" || { echo "unexpected Envoy: $(.tools/bin/envoy --version)"; exit 1; }
+# Read the version first: `grep -q` stops reading early, and under pipefail the
+# writer's SIGPIPE would fail the check at random.
+envoy_version=$(.tools/bin/envoy --version)
+grep -q "/$ENVOY_VERSION/" <<<"$envoy_version" || { echo "unexpected Envoy: $envoy_version"; exit 1; }
 
 # wasm-bindgen's test runner must match the wasm-bindgen crate in Cargo.lock.
 wbg=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
@@ -48,7 +51,7 @@ fi
 # Built once per machine into a versioned cache (a clone of the project, as CI
 # makes, reuses it), then linked into .tools/bin.
 cache="${CANARY_TOOLS_CACHE:-$HOME/.cache/canary-sidecar}/wasm-bindgen-$wbg"
-if ! "$cache/bin/wasm-bindgen-test-runner" --version 2>/dev/null | grep -q " $wbg\$"; then
+if ! grep -q " $wbg\$" <<<"$("$cache/bin/wasm-bindgen-test-runner" --version 2>/dev/null)"; then
   say "wasm-bindgen-cli $wbg into $cache (a few minutes, once per machine)"
   cargo install -q --root "$cache" wasm-bindgen-cli --version "$wbg"
 fi
