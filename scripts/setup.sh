@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ENVOY_VERSION=1.40.0
-APT_PACKAGES=(nghttp2-client prometheus docker-registry)
+APT_PACKAGES=(nghttp2-client prometheus docker-registry binaryen)
 
 say() { printf '[setup] %s\n' "$*"; }
 
@@ -15,7 +15,8 @@ for t in wasm32-wasip1 wasm32-unknown-unknown; do
   grep -qx "$t" <<<"$installed_targets" || { say "rust target $t"; rustup target add "$t"; }
 done
 
-# Debian packages: h2load for the benchmark, Prometheus and a registry for tests.
+# Debian packages: h2load for the benchmark, Prometheus and a registry for tests,
+# binaryen (wasm-opt) for the release module.
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -50,7 +51,7 @@ fi
 # Built once per machine into a versioned cache (a clone of the project, as CI
 # makes, reuses it), then linked into .tools/bin.
 cache="${CANARY_TOOLS_CACHE:-$HOME/.cache/canary-sidecar}/wasm-bindgen-$wbg"
-if ! "$cache/bin/wasm-bindgen-test-runner" --version 2>/dev/null | grep -q " $wbg\$"; then
+if ! grep -q " $wbg\$" <<<"$("$cache/bin/wasm-bindgen-test-runner" --version 2>/dev/null)"; then
   say "wasm-bindgen-cli $wbg into $cache (a few minutes, once per machine)"
   cargo install -q --root "$cache" wasm-bindgen-cli --version "$wbg"
 fi

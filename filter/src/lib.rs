@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
+use canary_core::config::QuotedList;
 use canary_core::gates::Engine;
 use canary_core::host::{Http, MetricKind, Metrics, SharedStore};
 use canary_core::stream::{Plugin, Stream, Vm};
@@ -14,12 +15,13 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
 
+mod test_trap;
+
 #[allow(unsafe_code)]
 mod entry {
     use super::*;
 
     proxy_wasm::main! {{
-        proxy_wasm::set_log_level(LogLevel::Info);
         proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(CanaryRoot::default()) });
     }}
 }
@@ -49,14 +51,20 @@ impl RootContext for CanaryRoot {
         let config = match Config::from_json(&bytes) {
             Ok(c) => c,
             Err(e) => {
-                log::error!("canary: rejected configuration: {e}");
+                log(
+                    LogLevel::Error,
+                    &format!("canary: rejected configuration: {e}"),
+                );
                 return false;
             }
         };
         if config.trust.trusts_everyone() && !config.trust.routing_headers.is_empty() {
-            log::warn!(
-                "canary: no trust policy: routing headers {:?} are believed from any caller",
-                config.trust.routing_headers
+            log(
+                LogLevel::Warn,
+                &format!(
+                    "canary: no trust policy: routing headers {} are believed from any caller",
+                    QuotedList(&config.trust.routing_headers)
+                ),
             );
         }
         let node_version =
@@ -72,7 +80,7 @@ impl RootContext for CanaryRoot {
             let name = hostcalls::get_property(vec!["plugin_name"])
                 .ok()
                 .flatten()
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .and_then(|b| String::from_utf8(b).ok())
                 .unwrap_or_else(|| "canary".into());
             let mut engine = Engine::new(
                 &format!("canary-gates/{name}"),
@@ -84,12 +92,15 @@ impl RootContext for CanaryRoot {
         } else {
             let _ = hostcalls::set_tick_period(std::time::Duration::ZERO);
         }
-        log::info!(
-            "canary: configured: {} cohorts, sticky {}.{:02} %, own version {}",
-            plugin.config.cohorts.len(),
-            plugin.config.sticky.basis_points / 100,
-            plugin.config.sticky.basis_points % 100,
-            plugin.own_version
+        log(
+            LogLevel::Info,
+            &format!(
+                "canary: configured: {} cohorts, sticky {}.{:02} %, own version {}",
+                plugin.config.cohorts.len(),
+                plugin.config.sticky.basis_points / 100,
+                plugin.config.sticky.basis_points % 100,
+                plugin.own_version
+            ),
         );
         self.plugin = Some(Rc::new(plugin));
         self.vm = Rc::new(RefCell::new(vm));
@@ -115,7 +126,7 @@ impl RootContext for CanaryRoot {
             now_ms(),
         );
         for line in report.log {
-            log::warn!("{line}");
+            log(LogLevel::Warn, &line);
         }
     }
 
@@ -143,6 +154,7 @@ impl Context for CanaryHttp {}
 
 impl HttpContext for CanaryHttp {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        test_trap::on_request_headers();
         if let Ok(vm) = self.vm.try_borrow() {
             self.stream.on_request_headers(&self.plugin, &vm, &mut Host);
         }
@@ -173,15 +185,27 @@ impl HttpContext for CanaryHttp {
     }
 }
 
+/// Envoy's log, straight through the hostcall: the `log` facade would add a
+/// logger and its formatting to the module for five lines.
+fn log(level: LogLevel, message: &str) {
+    let _ = hostcalls::log(level, message);
+}
+
 /// Hostcalls of the current HTTP context. Only `_bytes` map getters are used:
-/// the SDK's `String` getters panic on non-UTF-8 header values.
+/// the SDK's `String` getters panic on non-UTF-8 header values. A value lives
+/// only while the core's closure looks at it.
 struct Host;
 
+impl Host {
+    fn get<R>(map: MapType, name: &str, read: impl FnOnce(Option<&[u8]>) -> R) -> R {
+        let value = hostcalls::get_map_value_bytes(map, name).ok().flatten();
+        read(value.as_deref())
+    }
+}
+
 impl Http for Host {
-    fn request_header(&self, name: &str) -> Option<Vec<u8>> {
-        hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
-            .ok()
-            .flatten()
+    fn request_header<R>(&self, name: &str, read: impl FnOnce(Option<&[u8]>) -> R) -> R {
+        Host::get(MapType::HttpRequestHeaders, name, read)
     }
     fn set_request_header(&mut self, name: &str, value: &[u8]) {
         let _ = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, Some(value));
@@ -189,10 +213,8 @@ impl Http for Host {
     fn remove_request_header(&mut self, name: &str) {
         let _ = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, None);
     }
-    fn response_header(&self, name: &str) -> Option<Vec<u8>> {
-        hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, name)
-            .ok()
-            .flatten()
+    fn response_header<R>(&self, name: &str, read: impl FnOnce(Option<&[u8]>) -> R) -> R {
+        Host::get(MapType::HttpResponseHeaders, name, read)
     }
     fn set_response_header(&mut self, name: &str, value: &[u8]) {
         let _ = hostcalls::set_map_value_bytes(MapType::HttpResponseHeaders, name, Some(value));
@@ -200,14 +222,13 @@ impl Http for Host {
     fn add_response_header(&mut self, name: &str, value: &[u8]) {
         let _ = hostcalls::add_map_value_bytes(MapType::HttpResponseHeaders, name, value);
     }
-    fn response_trailer(&self, name: &str) -> Option<Vec<u8>> {
-        hostcalls::get_map_value_bytes(MapType::HttpResponseTrailers, name)
-            .ok()
-            .flatten()
+    fn response_trailer<R>(&self, name: &str, read: impl FnOnce(Option<&[u8]>) -> R) -> R {
+        Host::get(MapType::HttpResponseTrailers, name, read)
     }
-    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+    fn property<R>(&self, path: &[&str], read: impl FnOnce(Option<&[u8]>) -> R) -> R {
         // The free function returns a Result; `Context::get_property` unwraps it.
-        hostcalls::get_property(path.to_vec()).ok().flatten()
+        let value = hostcalls::get_property(path.to_vec()).ok().flatten();
+        read(value.as_deref())
     }
     fn now_nanos(&self) -> u64 {
         hostcalls::get_current_time()

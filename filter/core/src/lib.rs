@@ -9,13 +9,13 @@
 
 pub mod cohort;
 pub mod config;
+pub mod decimal;
 pub mod gates;
 pub mod hash;
 pub mod host;
 pub mod judge;
 pub mod metrics;
 pub mod outcome;
-pub mod promtext;
 pub mod property;
 #[cfg(test)]
 mod robustness;

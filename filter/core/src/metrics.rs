@@ -6,8 +6,6 @@
 //! declared cohorts, code classes, error kinds, and at most [`MAX_VERSIONS`]
 //! versions per VM — so a client can never mint new series.
 
-use std::collections::HashMap;
-
 use crate::config::{Cohort, Config};
 use crate::host::{MetricKind, Metrics};
 use crate::outcome::{CodeClass, ErrorKind};
@@ -66,7 +64,7 @@ pub fn tagged(tags: &[(&str, &str)], family: &str) -> String {
     s
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Family {
     Requests,
     Errors,
@@ -77,7 +75,8 @@ enum Family {
 #[derive(Debug, Default)]
 pub struct Registry {
     versions: Vec<String>,
-    ids: HashMap<(Family, u8, Cohort, u8), u32>,
+    /// Sorted by key: a binary search finds a series' id without hashing.
+    ids: Vec<((Family, u8, Cohort, u8), u32)>,
 }
 
 /// One finished request, as the metrics see it.
@@ -115,9 +114,10 @@ impl Registry {
         key: (Family, u8, Cohort, u8),
         extra: Option<(&str, &str)>,
     ) -> Option<u32> {
-        if let Some(id) = self.ids.get(&key) {
-            return Some(*id);
-        }
+        let at = match self.ids.binary_search_by(|(k, _)| k.cmp(&key)) {
+            Ok(i) => return self.ids.get(i).map(|(_, id)| *id),
+            Err(at) => at,
+        };
         let version = self
             .versions
             .get(usize::from(key.1))
@@ -129,7 +129,7 @@ impl Registry {
             Family::Duration => (MetricKind::Histogram, DURATION),
         };
         let id = sink.define(kind, &stat_name(version, cohort, extra, family))?;
-        self.ids.insert(key, id);
+        self.ids.insert(at, (key, id));
         Some(id)
     }
 

@@ -122,7 +122,7 @@ pub fn classify(
     flags: i64,
     complete: bool,
     grpc_status: Option<u32>,
-    details: impl FnOnce() -> Option<Vec<u8>>,
+    details: impl FnOnce() -> Details,
 ) -> (CodeClass, Option<ErrorKind>) {
     let class = CodeClass::of(code);
     let error = if flags & flags::TIMEOUT != 0 {
@@ -131,14 +131,14 @@ pub fn classify(
         Some(ErrorKind::Reset)
     } else if class == CodeClass::C5xx {
         match details() {
-            Some(d) if d == b"via_upstream" => Some(ErrorKind::Http5xx),
+            Details::ViaUpstream => Some(ErrorKind::Http5xx),
             _ => Some(ErrorKind::Local),
         }
     } else if !complete && class != CodeClass::None {
         // Started, never finished: an upstream reset whatever flag Envoy chose;
         // a client that went away is not the version's fault.
         match details() {
-            Some(d) if d.starts_with(b"upstream_reset") => Some(ErrorKind::Reset),
+            Details::UpstreamReset => Some(ErrorKind::Reset),
             _ => None,
         }
     } else if grpc_status.is_some_and(|s| s != 0) {
@@ -149,13 +149,49 @@ pub fn classify(
     (class, error)
 }
 
+/// What the `response.code_details` attribute says about who ended a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Details {
+    /// `via_upstream`: the upstream sent this status.
+    ViaUpstream,
+    /// `upstream_reset…`: the upstream connection broke.
+    UpstreamReset,
+    /// Anything else, or no attribute.
+    Other,
+}
+
+impl Details {
+    pub fn of(details: Option<&[u8]>) -> Details {
+        match details {
+            Some(b"via_upstream") => Details::ViaUpstream,
+            Some(d) if d.starts_with(b"upstream_reset") => Details::UpstreamReset,
+            _ => Details::Other,
+        }
+    }
+}
+
+/// Parses a `:status` response header.
+pub fn http_status(value: &[u8]) -> Option<i64> {
+    decimal_u32(value).map(i64::from)
+}
+
 /// Parses a `grpc-status` value; garbage is treated as UNKNOWN (2), as gRPC
 /// clients do, so a broken server is never counted as healthy.
 pub fn grpc_status(value: &[u8]) -> u32 {
-    std::str::from_utf8(value)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(2)
+    decimal_u32(value.trim_ascii()).unwrap_or(2)
+}
+
+/// ASCII digits (after an optional `+`, as `str::parse` allows) that fit a `u32`.
+fn decimal_u32(bytes: &[u8]) -> Option<u32> {
+    let digits = bytes.strip_prefix(b"+").unwrap_or(bytes);
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u32, |n, &d| {
+        d.is_ascii_digit()
+            .then(|| n.checked_mul(10)?.checked_add(u32::from(d - b'0')))
+            .flatten()
+    })
 }
 
 #[cfg(test)]
@@ -165,8 +201,8 @@ mod tests {
 
     use super::*;
 
-    fn via(d: &str) -> impl FnOnce() -> Option<Vec<u8>> + '_ {
-        move || Some(d.as_bytes().to_vec())
+    fn via(d: &str) -> impl FnOnce() -> Details + '_ {
+        move || Details::of(Some(d.as_bytes()))
     }
 
     #[test]
@@ -202,14 +238,14 @@ mod tests {
             (CodeClass::C5xx, Some(ErrorKind::Local))
         );
         assert_eq!(
-            classify(500, 0, true, None, || None),
+            classify(500, 0, true, None, || Details::of(None)),
             (CodeClass::C5xx, Some(ErrorKind::Local))
         );
     }
 
     #[test]
     fn timeouts_and_resets_win_over_the_code() {
-        let never = || -> Option<Vec<u8>> { unreachable!("details not needed") };
+        let never = || -> Details { unreachable!("details not needed") };
         assert_eq!(
             classify(504, flags::UPSTREAM_REQUEST_TIMEOUT, true, None, never),
             (CodeClass::C5xx, Some(ErrorKind::Timeout))
@@ -230,18 +266,18 @@ mod tests {
 
     #[test]
     fn a_response_cut_off_mid_body_is_a_reset() {
-        let never = || -> Option<Vec<u8>> { unreachable!("details not needed") };
+        let never = || -> Details { unreachable!("details not needed") };
         assert_eq!(
             classify(200, flags::UPSTREAM_PROTOCOL_ERROR, false, None, never),
             (CodeClass::C2xx, Some(ErrorKind::Reset))
         );
-        let details = || Some(b"upstream_reset_after_response_started{remote_reset}".to_vec());
+        let details = via("upstream_reset_after_response_started{remote_reset}");
         assert_eq!(
             classify(200, 0, false, None, details),
             (CodeClass::C2xx, Some(ErrorKind::Reset))
         );
         // The client went away: not an error.
-        let gone = || Some(b"downstream_remote_disconnect".to_vec());
+        let gone = via("downstream_remote_disconnect");
         assert_eq!(
             classify(200, 0x4000, false, None, gone),
             (CodeClass::C2xx, None)
@@ -251,7 +287,7 @@ mod tests {
 
     #[test]
     fn idle_and_duration_timeouts_are_timeouts() {
-        let never = || -> Option<Vec<u8>> { unreachable!("details not needed") };
+        let never = || -> Details { unreachable!("details not needed") };
         for f in [
             flags::STREAM_IDLE_TIMEOUT,
             flags::UPSTREAM_MAX_STREAM_DURATION_REACHED,
@@ -277,6 +313,15 @@ mod tests {
         assert_eq!(classify(0, 0, true, None, via("")), (CodeClass::None, None));
         assert_eq!(CodeClass::of(999), CodeClass::None);
         assert_eq!(CodeClass::of(100).label(), "1xx");
+    }
+
+    #[test]
+    fn status_values_are_decimal_digits() {
+        assert_eq!(http_status(b"200"), Some(200));
+        assert_eq!(http_status(b"503"), Some(503));
+        for bad in [&b""[..], b"2x0", b"-1", b"+", b"99999999999"] {
+            assert_eq!(http_status(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

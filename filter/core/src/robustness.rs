@@ -145,6 +145,7 @@ fn whole_requests_with_random_headers_never_panic() {
             .prop("response.flags", &rng.bytes(9))
             .prop("response.code_details", &rng.bytes(12));
         host.response.push(("grpc-status".into(), rng.bytes(4)));
+        host.response.push((":status".into(), rng.bytes(4)));
         host.trailers.push(("grpc-status".into(), rng.bytes(4)));
         host.now.set(rng.next() >> 20);
         let mut s = Stream::default();

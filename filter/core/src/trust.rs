@@ -32,60 +32,56 @@ impl Trust {
         if self.trusts_everyone() {
             return true;
         }
-        if !self.source_cidrs.is_empty() {
-            if let Some(ip) = host
-                .property(&["source", "address"])
-                .and_then(|a| parse_socket_ip(&a))
-            {
-                if self.source_cidrs.iter().any(|c| c.contains(ip)) {
-                    return true;
-                }
-            }
-        }
-        if !self.peer_principals.is_empty() {
-            if let Some(san) = host.property(&["connection", "uri_san_peer_certificate"]) {
-                if self.peer_principals.iter().any(|p| p.matches(&san)) {
-                    return true;
-                }
-            }
-        }
-        false
+        let from_network = !self.source_cidrs.is_empty()
+            && host.property(&["source", "address"], |a| {
+                a.and_then(parse_socket_ip)
+                    .is_some_and(|ip| self.source_cidrs.iter().any(|c| c.contains(ip)))
+            });
+        from_network
+            || (!self.peer_principals.is_empty()
+                && host.property(&["connection", "uri_san_peer_certificate"], |san| {
+                    san.is_some_and(|san| self.peer_principals.iter().any(|p| p.matches(san)))
+                }))
     }
 
-    /// Removes the routing headers of an untrusted request, from the proxy and
-    /// from `values` (the rule headers already read, parallel to `rules`).
-    /// The sender is only looked at when a routing header was actually sent.
-    pub fn strip_untrusted(
-        &self,
-        rules: &[RuleHeader],
-        host: &mut impl Http,
-        values: &mut [Option<Vec<u8>>],
-    ) {
+    /// Screens the routing headers of one request and says whether the rules
+    /// may believe them. `sent` has bit `i` set when `rules[i]` was present
+    /// (indices from 64 on count as sent). The sender is looked at only when
+    /// a routing header was actually sent; an untrusted sender's routing
+    /// headers, including those no rule reads, are removed from the request.
+    pub fn screen(&self, rules: &[RuleHeader], sent: u64, host: &mut impl Http) -> bool {
         if self.trusts_everyone() {
-            return;
+            return true;
         }
+        let was_sent = |mask: u64, i: usize| i >= 64 || mask & (1 << i) != 0;
+        let guarded_sent = rules
+            .iter()
+            .enumerate()
+            .any(|(i, r)| r.guarded && was_sent(sent, i));
         // Routing headers no rule reads must still be stripped from untrusted callers.
-        let extra: Vec<&HeaderName> = self
-            .routing_headers
-            .iter()
-            .filter(|h| !rules.iter().any(|r| r.name == **h))
-            .filter(|h| host.request_header(h).is_some())
-            .collect();
-        let guarded_present = values
-            .iter()
-            .zip(rules)
-            .any(|(v, r)| r.guarded && v.is_some());
-        if (!guarded_present && extra.is_empty()) || self.admits(host) {
-            return;
+        let (mut extra_sent, mut any_extra) = (0u64, false);
+        for (i, h) in self.routing_headers.iter().enumerate() {
+            if !rules.iter().any(|r| r.name == *h) && host.request_header(h, |v| v.is_some()) {
+                any_extra = true;
+                if i < 64 {
+                    extra_sent |= 1 << i;
+                }
+            }
         }
-        for (rule, value) in rules.iter().zip(values.iter_mut()) {
-            if rule.guarded && value.take().is_some() {
+        if (!guarded_sent && !any_extra) || self.admits(host) {
+            return true;
+        }
+        for (i, rule) in rules.iter().enumerate() {
+            if rule.guarded && was_sent(sent, i) {
                 host.remove_request_header(&rule.name);
             }
         }
-        for name in extra {
-            host.remove_request_header(name);
+        for (i, h) in self.routing_headers.iter().enumerate() {
+            if !rules.iter().any(|r| r.name == *h) && was_sent(extra_sent, i) {
+                host.remove_request_header(h);
+            }
         }
+        false
     }
 }
 

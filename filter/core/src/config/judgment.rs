@@ -4,7 +4,7 @@
 //! ([`JudgeConfig::default`]), and its ranges are the judge's
 //! ([`JudgeConfig::validate`]), so the two cannot disagree.
 
-use super::error::{is_label_safe, ConfigError};
+use super::error::{is_label_safe, ConfigError, Quoted};
 use super::raw::{RawBaselineFailing, RawJudgment, RawRatio};
 use crate::judge::ratio::RatioConfig;
 use crate::judge::{BaselineFailing, JudgeConfig, PolicyConfig};
@@ -38,7 +38,7 @@ impl TryFrom<RawJudgment> for Judgment {
             if !is_label_safe(v) {
                 return Err(ConfigError::invalid(
                     format!("{FIELD}.baselineVersion"),
-                    format!("{v:?} is not a version label"),
+                    format!("{} is not a version label", Quoted(v)),
                 ));
             }
         }
@@ -50,20 +50,12 @@ impl TryFrom<RawJudgment> for Judgment {
         if let Some(s) = raw.shift {
             judge.shift.confidence = s.confidence.unwrap_or(d.shift.confidence);
             judge.shift.min_effect = s.min_effect.unwrap_or(d.shift.min_effect);
-            judge.shift.min_samples = s.min_samples.unwrap_or(d.shift.min_samples);
+            judge.shift.min_samples = s.min_samples.map_or(d.shift.min_samples, u64::from);
         }
         if let Some(t) = raw.tail {
-            judge.tail.ratio = ratio(
-                Some(RawRatio {
-                    confidence: t.confidence,
-                    margin: t.margin,
-                    not_worse_margin: t.not_worse_margin,
-                    floor: t.floor,
-                }),
-                d.tail.ratio,
-            );
+            judge.tail.ratio = ratio(Some(t.ratio), d.tail.ratio);
             judge.tail.quantile = t.quantile.unwrap_or(d.tail.quantile);
-            judge.tail.min_baseline = t.min_baseline.unwrap_or(d.tail.min_baseline);
+            judge.tail.min_baseline = t.min_baseline.map_or(d.tail.min_baseline, u64::from);
         }
         judge
             .validate()

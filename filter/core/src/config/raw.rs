@@ -1,11 +1,12 @@
-//! The serde shapes of `pluginConfig`, exactly as operators write them.
-//! Everything is optional and unknown fields are refused; the typed values and
-//! their rules come from the `TryFrom` conversions next to each section.
+//! The shapes of `pluginConfig`, exactly as operators write them, and how
+//! each is read from JSON. Everything is optional unless said otherwise and
+//! unknown fields are refused; the typed values and their rules come from the
+//! `TryFrom` conversions next to each section.
 
-use serde::Deserialize;
+use super::error::ConfigError;
+use super::json::{Field, Value};
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub(crate) struct RawConfig {
     pub cohort_header: Option<String>,
     pub cohorts: Option<Vec<RawCohort>>,
@@ -17,16 +18,13 @@ pub(crate) struct RawConfig {
     pub gates: Option<RawGates>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub(crate) struct RawCohort {
     pub name: String,
-    #[serde(rename = "match")]
     pub matches: Vec<RawMatch>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub(crate) struct RawMatch {
     pub header: Option<String>,
     pub cookie: Option<String>,
@@ -36,8 +34,7 @@ pub(crate) struct RawMatch {
     pub present: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub(crate) struct RawSticky {
     pub percent: Option<f64>,
     pub user_key: Option<RawUserKey>,
@@ -45,31 +42,27 @@ pub(crate) struct RawSticky {
     pub missing_key: Option<MissingKey>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub(crate) struct RawUserKey {
     pub header: Option<String>,
     pub cookie: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub(crate) struct RawTrust {
     pub routing_headers: Option<Vec<String>>,
     pub source_cidrs: Option<Vec<String>>,
     pub peer_principals: Option<Vec<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub(crate) struct RawVersion {
     pub direction: Option<Direction>,
     pub value: Option<String>,
     pub known: Option<Vec<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub(crate) struct RawResponseHeaders {
     pub version: Option<Toggle>,
     pub cohort: Option<Toggle>,
@@ -77,21 +70,18 @@ pub(crate) struct RawResponseHeaders {
 }
 
 /// `true` (default name), `false` (off) or a header name.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub(crate) enum Toggle {
     On(bool),
     Name(String),
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub(crate) struct RawMetrics {
     pub enabled: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub(crate) struct RawGates {
     pub canary_version: Option<String>,
     pub tick: Option<String>,
@@ -107,8 +97,7 @@ pub(crate) struct RawGates {
 
 /// `gates.judgment`: the canary judged against a baseline. Field names
 /// match the judge's own (`errors.margin`), so its range errors name them.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub(crate) struct RawJudgment {
     pub baseline_version: Option<String>,
     pub baseline_failing: Option<RawBaselineFailing>,
@@ -117,15 +106,13 @@ pub(crate) struct RawJudgment {
     pub tail: Option<RawTail>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum RawBaselineFailing {
     Hold,
     Withdraw,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub(crate) struct RawRatio {
     pub confidence: Option<f64>,
     pub margin: Option<f64>,
@@ -133,66 +120,54 @@ pub(crate) struct RawRatio {
     pub floor: Option<f64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub(crate) struct RawShift {
     pub confidence: Option<f64>,
     pub min_effect: Option<f64>,
-    pub min_samples: Option<u64>,
+    pub min_samples: Option<u32>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+/// The tail test: a ratio test (its four fields) plus where the tail starts.
+#[derive(Debug, Default)]
 pub(crate) struct RawTail {
-    pub confidence: Option<f64>,
-    pub margin: Option<f64>,
-    pub not_worse_margin: Option<f64>,
-    pub floor: Option<f64>,
+    pub ratio: RawRatio,
     pub quantile: Option<f64>,
-    pub min_baseline: Option<u64>,
+    pub min_baseline: Option<u32>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub(crate) struct RawObjectives {
     pub availability_percent: Option<f64>,
     pub latency_p99: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub(crate) struct RawPromotion {
     pub at_percent: f64,
     pub max_error_percent: Option<f64>,
     pub max_p99: Option<String>,
-    #[serde(rename = "max5xx")]
     pub max_5xx: Option<u32>,
     pub objectives: Option<bool>,
     pub hold_for: Option<String>,
     pub window: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub(crate) struct RawTrigger {
     pub error_percent_above: Option<f64>,
     pub p99_above: Option<String>,
-    #[serde(rename = "http5xxPercentAbove")]
     pub http_5xx_percent_above: Option<f64>,
     pub window: Option<String>,
-    #[serde(rename = "for")]
     pub for_: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub(crate) struct RawBurn {
     pub windows: Option<Vec<RawBurnPair>>,
     pub rollback: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub(crate) struct RawBurnPair {
     pub long: String,
     pub short: String,
@@ -200,8 +175,7 @@ pub(crate) struct RawBurnPair {
 }
 
 /// What to do with a request whose user key (header or cookie) is missing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MissingKey {
     /// Keyless requests stay on stable: nobody anonymous meets the canary.
     #[default]
@@ -211,19 +185,408 @@ pub enum MissingKey {
 }
 
 /// Which side of the workload the filter sits on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Direction {
     /// Ask Envoy per request (`xds.listener_direction`); outbound if unknown.
     #[default]
-    #[serde(alias = "AUTO")]
-    #[serde(rename = "auto")]
     Auto,
     /// Istio CLIENT mode: sidecar outbound or gateway; the version is the routed subset.
-    #[serde(alias = "CLIENT")]
-    #[serde(rename = "client")]
     Client,
     /// Istio SERVER mode: sidecar inbound; the version is the workload's own.
-    #[serde(alias = "SERVER")]
-    #[serde(rename = "server")]
     Server,
+}
+
+// ---------------------------------------------------------------- reading
+
+impl RawConfig {
+    /// The whole document; `value` is its root.
+    pub fn read(value: Value) -> Result<Self, ConfigError> {
+        let mut raw = RawConfig::default();
+        Field::root(value).fields(
+            &[
+                "cohortHeader",
+                "cohorts",
+                "sticky",
+                "trust",
+                "version",
+                "responseHeaders",
+                "metrics",
+                "gates",
+            ],
+            &[],
+            |name, f| {
+                match name {
+                    "cohortHeader" => raw.cohort_header = Some(f.string()?),
+                    "cohorts" => raw.cohorts = Some(f.list(RawCohort::read)?),
+                    "sticky" => raw.sticky = Some(RawSticky::read(f)?),
+                    "trust" => raw.trust = Some(RawTrust::read(f)?),
+                    "version" => raw.version = Some(RawVersion::read(f)?),
+                    "responseHeaders" => raw.response_headers = Some(RawResponseHeaders::read(f)?),
+                    "metrics" => {
+                        let mut m = RawMetrics::default();
+                        f.fields(&["enabled"], &[], |name, f| {
+                            match name {
+                                "enabled" => m.enabled = Some(f.bool()?),
+                                _ => return Ok(false),
+                            }
+                            Ok(true)
+                        })?;
+                        raw.metrics = Some(m);
+                    }
+                    "gates" => raw.gates = Some(RawGates::read(f)?),
+                    _ => return Ok(false),
+                }
+                Ok(true)
+            },
+        )?;
+        Ok(raw)
+    }
+}
+
+impl RawCohort {
+    fn read(f: Field) -> Result<Self, ConfigError> {
+        let mut raw = RawCohort::default();
+        f.fields(&["name", "match"], &["name", "match"], |name, f| {
+            match name {
+                "name" => raw.name = f.string()?,
+                "match" => raw.matches = f.list(RawMatch::read)?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(raw)
+    }
+}
+
+impl RawMatch {
+    fn read(f: Field) -> Result<Self, ConfigError> {
+        let mut raw = RawMatch::default();
+        let known = &["header", "cookie", "query", "exact", "prefix", "present"];
+        f.fields(known, &[], |name, f| {
+            match name {
+                "header" => raw.header = Some(f.string()?),
+                "cookie" => raw.cookie = Some(f.string()?),
+                "query" => raw.query = Some(f.string()?),
+                "exact" => raw.exact = Some(f.string()?),
+                "prefix" => raw.prefix = Some(f.string()?),
+                "present" => raw.present = Some(f.bool()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(raw)
+    }
+}
+
+impl RawSticky {
+    fn read(f: Field) -> Result<Self, ConfigError> {
+        let mut raw = RawSticky::default();
+        let known = &["percent", "userKey", "salt", "missingKey"];
+        f.fields(known, &[], |name, f| {
+            match name {
+                "percent" => raw.percent = Some(f.f64()?),
+                "userKey" => {
+                    let mut key = RawUserKey::default();
+                    f.fields(&["header", "cookie"], &[], |name, f| {
+                        match name {
+                            "header" => key.header = Some(f.string()?),
+                            "cookie" => key.cookie = Some(f.string()?),
+                            _ => return Ok(false),
+                        }
+                        Ok(true)
+                    })?;
+                    raw.user_key = Some(key);
+                }
+                "salt" => raw.salt = Some(f.string()?),
+                "missingKey" => {
+                    raw.missing_key = Some(f.variant(&[
+                        ("stable", MissingKey::Stable),
+                        ("perRequest", MissingKey::PerRequest),
+                    ])?)
+                }
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(raw)
+    }
+}
+
+impl RawTrust {
+    fn read(f: Field) -> Result<Self, ConfigError> {
+        let mut raw = RawTrust::default();
+        let known = &["routingHeaders", "sourceCidrs", "peerPrincipals"];
+        f.fields(known, &[], |name, f| {
+            match name {
+                "routingHeaders" => raw.routing_headers = Some(f.strings()?),
+                "sourceCidrs" => raw.source_cidrs = Some(f.strings()?),
+                "peerPrincipals" => raw.peer_principals = Some(f.strings()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(raw)
+    }
+}
+
+impl RawVersion {
+    fn read(f: Field) -> Result<Self, ConfigError> {
+        let mut raw = RawVersion::default();
+        f.fields(&["direction", "value", "known"], &[], |name, f| {
+            match name {
+                "direction" => {
+                    raw.direction = Some(f.variant(&[
+                        ("auto", Direction::Auto),
+                        ("client", Direction::Client),
+                        ("server", Direction::Server),
+                        ("AUTO", Direction::Auto),
+                        ("CLIENT", Direction::Client),
+                        ("SERVER", Direction::Server),
+                    ])?)
+                }
+                "value" => raw.value = Some(f.string()?),
+                "known" => raw.known = Some(f.strings()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(raw)
+    }
+}
+
+impl RawResponseHeaders {
+    fn read(f: Field) -> Result<Self, ConfigError> {
+        let mut raw = RawResponseHeaders::default();
+        f.fields(&["version", "cohort", "serverTiming"], &[], |name, f| {
+            match name {
+                "version" => raw.version = Some(Toggle::read(f)?),
+                "cohort" => raw.cohort = Some(Toggle::read(f)?),
+                "serverTiming" => raw.server_timing = Some(Toggle::read(f)?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(raw)
+    }
+}
+
+impl Toggle {
+    fn read(f: Field) -> Result<Self, ConfigError> {
+        match f.value {
+            Value::Bool(b) => Ok(Toggle::On(b)),
+            Value::String(s) => Ok(Toggle::Name(s)),
+            _ => Err(f.invalid_type("true, false or a header name")),
+        }
+    }
+}
+
+impl RawGates {
+    fn read(f: Field) -> Result<Self, ConfigError> {
+        let mut raw = RawGates::default();
+        let known = &[
+            "canaryVersion",
+            "tick",
+            "bucket",
+            "minSamples",
+            "objectives",
+            "promotion",
+            "rollback",
+            "burnRate",
+            "withdraw",
+            "judgment",
+        ];
+        f.fields(known, &[], |name, f| {
+            match name {
+                "canaryVersion" => raw.canary_version = Some(f.string()?),
+                "tick" => raw.tick = Some(f.string()?),
+                "bucket" => raw.bucket = Some(f.string()?),
+                "minSamples" => raw.min_samples = Some(f.u32()?),
+                "objectives" => {
+                    let mut o = RawObjectives::default();
+                    f.fields(&["availabilityPercent", "latencyP99"], &[], |name, f| {
+                        match name {
+                            "availabilityPercent" => o.availability_percent = Some(f.f64()?),
+                            "latencyP99" => o.latency_p99 = Some(f.string()?),
+                            _ => return Ok(false),
+                        }
+                        Ok(true)
+                    })?;
+                    raw.objectives = Some(o);
+                }
+                "promotion" => raw.promotion = Some(f.list(RawPromotion::read)?),
+                "rollback" => raw.rollback = Some(f.list(RawTrigger::read)?),
+                "burnRate" => {
+                    let mut b = RawBurn::default();
+                    f.fields(&["windows", "rollback"], &[], |name, f| {
+                        match name {
+                            "windows" => b.windows = Some(f.list(RawBurnPair::read)?),
+                            "rollback" => b.rollback = Some(f.bool()?),
+                            _ => return Ok(false),
+                        }
+                        Ok(true)
+                    })?;
+                    raw.burn_rate = Some(b);
+                }
+                "withdraw" => raw.withdraw = Some(f.strings()?),
+                "judgment" => raw.judgment = Some(RawJudgment::read(f)?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(raw)
+    }
+}
+
+impl RawJudgment {
+    fn read(f: Field) -> Result<Self, ConfigError> {
+        let mut raw = RawJudgment::default();
+        let known = &[
+            "baselineVersion",
+            "baselineFailing",
+            "errors",
+            "shift",
+            "tail",
+        ];
+        f.fields(known, &[], |name, f| {
+            match name {
+                "baselineVersion" => raw.baseline_version = Some(f.string()?),
+                "baselineFailing" => {
+                    raw.baseline_failing = Some(f.variant(&[
+                        ("hold", RawBaselineFailing::Hold),
+                        ("withdraw", RawBaselineFailing::Withdraw),
+                    ])?)
+                }
+                "errors" => {
+                    let mut r = RawRatio::default();
+                    f.fields(RawRatio::KNOWN, &[], |name, f| r.field(name, f))?;
+                    raw.errors = Some(r);
+                }
+                "shift" => {
+                    let mut s = RawShift::default();
+                    let known = &["confidence", "minEffect", "minSamples"];
+                    f.fields(known, &[], |name, f| {
+                        match name {
+                            "confidence" => s.confidence = Some(f.f64()?),
+                            "minEffect" => s.min_effect = Some(f.f64()?),
+                            "minSamples" => s.min_samples = Some(f.u32()?),
+                            _ => return Ok(false),
+                        }
+                        Ok(true)
+                    })?;
+                    raw.shift = Some(s);
+                }
+                "tail" => {
+                    let mut t = RawTail::default();
+                    let known = &[
+                        "confidence",
+                        "margin",
+                        "notWorseMargin",
+                        "floor",
+                        "quantile",
+                        "minBaseline",
+                    ];
+                    f.fields(known, &[], |name, f| {
+                        match name {
+                            "quantile" => t.quantile = Some(f.f64()?),
+                            "minBaseline" => t.min_baseline = Some(f.u32()?),
+                            _ => return t.ratio.field(name, f),
+                        }
+                        Ok(true)
+                    })?;
+                    raw.tail = Some(t);
+                }
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(raw)
+    }
+}
+
+impl RawRatio {
+    const KNOWN: &'static [&'static str] = &["confidence", "margin", "notWorseMargin", "floor"];
+
+    /// One field of a ratio test; `false` for a name it does not know, so
+    /// the tail test can read its own fields around these.
+    fn field(&mut self, name: &str, f: Field) -> Result<bool, ConfigError> {
+        match name {
+            "confidence" => self.confidence = Some(f.f64()?),
+            "margin" => self.margin = Some(f.f64()?),
+            "notWorseMargin" => self.not_worse_margin = Some(f.f64()?),
+            "floor" => self.floor = Some(f.f64()?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+impl RawPromotion {
+    fn read(f: Field) -> Result<Self, ConfigError> {
+        let mut raw = RawPromotion::default();
+        let known = &[
+            "atPercent",
+            "maxErrorPercent",
+            "maxP99",
+            "max5xx",
+            "objectives",
+            "holdFor",
+            "window",
+        ];
+        f.fields(known, &["atPercent"], |name, f| {
+            match name {
+                "atPercent" => raw.at_percent = f.f64()?,
+                "maxErrorPercent" => raw.max_error_percent = Some(f.f64()?),
+                "maxP99" => raw.max_p99 = Some(f.string()?),
+                "max5xx" => raw.max_5xx = Some(f.u32()?),
+                "objectives" => raw.objectives = Some(f.bool()?),
+                "holdFor" => raw.hold_for = Some(f.string()?),
+                "window" => raw.window = Some(f.string()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(raw)
+    }
+}
+
+impl RawTrigger {
+    fn read(f: Field) -> Result<Self, ConfigError> {
+        let mut raw = RawTrigger::default();
+        let known = &[
+            "errorPercentAbove",
+            "p99Above",
+            "http5xxPercentAbove",
+            "window",
+            "for",
+        ];
+        f.fields(known, &[], |name, f| {
+            match name {
+                "errorPercentAbove" => raw.error_percent_above = Some(f.f64()?),
+                "p99Above" => raw.p99_above = Some(f.string()?),
+                "http5xxPercentAbove" => raw.http_5xx_percent_above = Some(f.f64()?),
+                "window" => raw.window = Some(f.string()?),
+                "for" => raw.for_ = Some(f.string()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(raw)
+    }
+}
+
+impl RawBurnPair {
+    fn read(f: Field) -> Result<Self, ConfigError> {
+        let mut raw = RawBurnPair::default();
+        let all = &["long", "short", "factor"];
+        f.fields(all, all, |name, f| {
+            match name {
+                "long" => raw.long = f.string()?,
+                "short" => raw.short = f.string()?,
+                "factor" => raw.factor = f.f64()?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(raw)
+    }
 }

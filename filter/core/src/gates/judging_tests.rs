@@ -11,6 +11,7 @@ use super::eval::GateState;
 use super::tests::{gate_err, gates, shared, FakeStore};
 use super::window::Outcome;
 use crate::config::gates::Gates;
+use crate::config::Config;
 use crate::judge::{BaselineFailing, JudgeConfig};
 use crate::outcome::ErrorKind;
 use crate::testing::FakeMetrics;
@@ -205,6 +206,38 @@ fn judgment_settings_default_to_the_judges_and_are_refused_with_their_field() {
         "gates.judgment.errors.margn"
     );
     assert_eq!(gate_err(r#"{"judgment": {}}"#), "gates.judgment");
+    // The tail test reads the ratio fields and its own; each one is named.
+    assert_eq!(
+        err(r#"{"tail": {"margin": -1}}"#),
+        "gates.judgment.tail.margin"
+    );
+    assert_eq!(
+        err(r#"{"tail": {"quantile": "high"}}"#),
+        "gates.judgment.tail.quantile"
+    );
+    assert_eq!(
+        err(r#"{"shift": {"margin": 1}}"#),
+        "gates.judgment.shift.margin"
+    );
+    assert_eq!(err(r#"{"baseline": "v1"}"#), "gates.judgment.baseline");
+    assert_eq!(
+        err(r#"{"errors": {"floor": 0.1, "floor": 0.2}}"#),
+        "gates.judgment.errors.floor"
+    );
+}
+
+#[test]
+fn an_unknown_judgment_field_is_refused_with_the_fields_it_could_be() {
+    let e = Config::from_json(
+        format!(
+            r#"{{"gates": {}}}"#,
+            config(r#", "judgment": {"tail": {"quantle": 0.99}}"#)
+        )
+        .as_bytes(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("pluginConfig field `gates.judgment.tail.quantle`: unknown field `quantle`, expected one of `confidence`, `margin`, `notWorseMargin`, `floor`, `quantile`, `minBaseline`"), "{e}");
 }
 
 /// Canary at 0.15 % errors (one in 667), baseline at 0.01 %.

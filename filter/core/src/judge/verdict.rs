@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::decimal::fixed;
+
 /// The three answers of a sequential test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Verdict {
@@ -90,16 +92,18 @@ pub struct MetricVerdict {
 
 impl fmt::Display for MetricVerdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Decimals by `decimal::fixed`: `{:.1}` would pull Rust's float
+        // formatting into the wasm module for this one log line.
         write!(
             f,
-            "{} (evidence worse {:.1}, not-worse {:.1}, threshold {:.1}; canary {:.4} over {} samples, baseline {:.4} over {})",
+            "{} (evidence worse {}, not-worse {}, threshold {}; canary {} over {} samples, baseline {} over {})",
             self.verdict,
-            self.log_e_worse,
-            self.log_e_not_worse,
-            self.threshold,
-            self.canary_estimate,
+            fixed(self.log_e_worse, 1),
+            fixed(self.log_e_not_worse, 1),
+            fixed(self.threshold, 1),
+            fixed(self.canary_estimate, 4),
             self.canary_samples,
-            self.baseline_estimate,
+            fixed(self.baseline_estimate, 4),
             self.baseline_samples
         )
     }
