@@ -78,6 +78,8 @@ pub enum Error {
         #[source]
         source: Option<reqwest::Error>,
     },
+    #[error(transparent)]
+    Judge(#[from] crate::judge::JudgeError),
     #[error("promotion refused: {0} (re-run with --force to promote anyway)")]
     PromotionRefused(String),
     #[error("{path}: {message}")]

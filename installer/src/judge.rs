@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use canary_core::judge::fleet::{judge_range, FleetError, Totals};
 use canary_core::judge::{decide, Decision, JudgeConfig, Metric, PolicyConfig, Verdicts};
+use canary_core::metrics::{DURATION, ERRORS, REQUESTS, TAG_VERSION};
 use serde_json::Value;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,11 +26,11 @@ pub enum JudgeError {
 /// The three range queries for `version`: requests, errors, and latency
 /// buckets by `le`, each summed over all pods and cohorts.
 pub fn range_queries(version: &str) -> [String; 3] {
-    let sel = format!("{{canary_version=\"{version}\"}}");
+    let sel = format!("{{{TAG_VERSION}=\"{version}\"}}");
     [
-        format!("sum(canary_requests_total{sel})"),
-        format!("sum(canary_errors_total{sel})"),
-        format!("sum by (le) (canary_request_duration_microseconds_bucket{sel})"),
+        format!("sum({REQUESTS}{sel})"),
+        format!("sum({ERRORS}{sel})"),
+        format!("sum by (le) ({DURATION}_bucket{sel})"),
     ]
 }
 

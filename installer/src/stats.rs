@@ -118,24 +118,16 @@ pub fn rows_from_scrapes(scrapes: &[Stats]) -> Vec<Row> {
         .collect()
 }
 
-/// One instant query against a Prometheus server.
-pub async fn query(
-    http: &Http,
-    base: &str,
-    promql: &str,
-) -> Result<Vec<(BTreeMap<String, String>, f64)>> {
-    let url = format!("{}/api/v1/query", base.trim_end_matches('/'));
+/// GET `path` of a Prometheus server with `params`, read as JSON. Timeouts,
+/// refused connections and answers that are not JSON each get their line.
+async fn get_json(http: &Http, base: &str, path: &str, params: &[(&str, &str)]) -> Result<Value> {
+    let url = format!("{}{path}", base.trim_end_matches('/'));
     let fail = |message: String, source: Option<reqwest::Error>| Error::Prometheus {
         url: base.to_string(),
         message,
         source,
     };
-    let sent = http
-        .client
-        .get(&url)
-        .query(&[("query", promql)])
-        .send()
-        .await;
+    let sent = http.client.get(&url).query(params).send().await;
     let body = match sent {
         Ok(r) => r.bytes().await,
         Err(e) => Err(e),
@@ -155,16 +147,47 @@ pub async fn query(
             fail("cannot query".into(), Some(e.without_url()))
         }
     })?;
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| fail(format!("the answer is not Prometheus' JSON: {e}"), None))?;
+    serde_json::from_slice(&body)
+        .map_err(|e| fail(format!("the answer is not Prometheus' JSON: {e}"), None))
+}
+
+/// One range query, `end - range` to `end` (Unix seconds) every `step`
+/// seconds; the answer as Prometheus gave it, for [`crate::judge::Series`].
+pub async fn query_range(
+    http: &Http,
+    base: &str,
+    promql: &str,
+    end: i64,
+    range: i64,
+    step: i64,
+) -> Result<Value> {
+    let (start, end, step) = ((end - range).to_string(), end.to_string(), step.to_string());
+    let params = [
+        ("query", promql),
+        ("start", &start),
+        ("end", &end),
+        ("step", &step),
+    ];
+    get_json(http, base, "/api/v1/query_range", &params).await
+}
+
+/// One instant query against a Prometheus server.
+pub async fn query(
+    http: &Http,
+    base: &str,
+    promql: &str,
+) -> Result<Vec<(BTreeMap<String, String>, f64)>> {
+    let v = get_json(http, base, "/api/v1/query", &[("query", promql)]).await?;
+    let fail = |message: String| Error::Prometheus {
+        url: base.to_string(),
+        message,
+        source: None,
+    };
     if v["status"] != "success" {
-        return Err(fail(
-            format!(
-                "{} for `{promql}`",
-                v["error"].as_str().unwrap_or("query failed")
-            ),
-            None,
-        ));
+        return Err(fail(format!(
+            "{} for `{promql}`",
+            v["error"].as_str().unwrap_or("query failed")
+        )));
     }
     let mut out = vec![];
     for item in v["data"]["result"].as_array().cloned().unwrap_or_default() {

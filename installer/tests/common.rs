@@ -65,6 +65,25 @@ pub fn wasmplugin(name: &str, config: Value) -> Value {
     })
 }
 
+/// The calls of a promotion from 10 % to 50 % of the WasmPlugin `canary`
+/// whose live pluginConfig is `config`: read it, apply it at 50 %, apply the
+/// VirtualService.
+pub fn promote_to_50(config: Value) -> Vec<Call> {
+    const WP: &str = "/apis/extensions.istio.io/v1alpha1/namespaces/default/wasmplugins/canary";
+    const APPLY: &str = "?&force=true&fieldManager=canaryctl-rollout&fieldValidation=Strict";
+    vec![
+        call("GET", WP, 200, wasmplugin("canary", config)),
+        call("PATCH", &format!("{WP}{APPLY}"), 200, wasmplugin("canary", json!({})))
+            .body(|b| assert_eq!(b["spec"]["pluginConfig"]["sticky"]["percent"], 50)),
+        call(
+            "PATCH",
+            &format!("/apis/networking.istio.io/v1/namespaces/default/virtualservices/reviews-canary{APPLY}"),
+            200,
+            json!({"metadata": {"name": "reviews-canary"}}),
+        ),
+    ]
+}
+
 /// Runs `args` against a mock API that answers `calls` in order.
 pub async fn run(args: &[&str], calls: Vec<Call>) -> Result<String, String> {
     let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();

@@ -1,5 +1,6 @@
-//! The Prometheus path of `stats` and `promote`, end to end: a real Prometheus
-//! (Debian's package) scrapes a real Envoy running the filter with gates.
+//! The Prometheus path of `stats`, `judge` and `promote`, end to end: a real
+//! Prometheus (Debian's package) scrapes a real Envoy running the filter with
+//! gates.
 
 // Test code: a failed precondition fails the test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -11,11 +12,10 @@ use std::time::Duration;
 use canary_e2e::services::Prometheus;
 use canary_e2e::traffic::{steady, Population};
 use canary_e2e::{Behaviour, Envoy, FilterSpec, Sidecar, Upstream};
-use common::{call, run, wasmplugin};
+use common::{call, promote_to_50, run, wasmplugin};
 use serde_json::{json, Value};
 
 const WP: &str = "/apis/extensions.istio.io/v1alpha1/namespaces/default/wasmplugins/canary";
-const APPLY: &str = "?&force=true&fieldManager=canaryctl-rollout&fieldValidation=Strict";
 
 fn plugin_config() -> Value {
     json!({
@@ -113,25 +113,61 @@ async fn stats_reads_requests_errors_p99_and_gates_from_prometheus() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn promote_advances_on_a_passing_gate_and_refuses_a_failing_one() {
-    let healthy = setup(Behaviour::default()).await;
+async fn judge_reads_both_versions_from_prometheus_and_waits_on_little_traffic() {
+    let s = setup(Behaviour::default()).await;
     let out = run(
-        &["promote", "--prometheus", &healthy.prom.url()],
-        vec![
-            call("GET", WP, 200, wasmplugin("canary", plugin_config())),
-            call("PATCH", &format!("{WP}{APPLY}"), 200, wasmplugin("canary", json!({})))
-                .body(|b| assert_eq!(b["spec"]["pluginConfig"]["sticky"]["percent"], 50)),
-            call(
-                "PATCH",
-                &format!("/apis/networking.istio.io/v1/namespaces/default/virtualservices/reviews-canary{APPLY}"),
-                200,
-                json!({"metadata": {"name": "reviews-canary"}}),
-            ),
+        &[
+            "judge",
+            "-o",
+            "json",
+            "--prometheus",
+            &s.prom.url(),
+            "--window",
+            "1m",
         ],
+        vec![],
     )
     .await
     .unwrap();
-    assert_eq!(out, "promoted v2 from 10 % to 50 %\n");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let errors = &v["metrics"][0];
+    assert_eq!(errors["metric"], "errors", "{v:#}");
+    let (c, b) = (
+        errors["canary_samples"].as_u64().unwrap(),
+        errors["baseline_samples"].as_u64().unwrap(),
+    );
+    // Requests before the first scrape that saw a version are not judged.
+    assert!(
+        c > 0 && b > 0 && c + b <= s.sent as u64,
+        "{c} + {b} of {}: {v:#}",
+        s.sent
+    );
+    assert!(
+        v["metrics"][1]["canary_samples"].as_u64().unwrap() > 0,
+        "{v:#}"
+    );
+    // A few hundred error-free requests show nothing either way.
+    assert_eq!(v["decision"], "wait", "{v:#}");
+    assert_eq!(v["reason"], "errors not yet shown not worse");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn promote_needs_a_passing_gate_and_the_fleet_judge() {
+    let healthy = setup(Behaviour::default()).await;
+    let err = run(
+        &["promote", "--prometheus", &healthy.prom.url()],
+        vec![call("GET", WP, 200, wasmplugin("canary", plugin_config()))],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err, "promotion refused: the fleet judge reads wait for v2 against v1, not promote: errors not yet shown not worse (re-run with --force to promote anyway)");
+    let out = run(
+        &["promote", "--force", "--prometheus", &healthy.prom.url()],
+        promote_to_50(plugin_config()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out, "forced past: the fleet judge reads wait for v2 against v1, not promote: errors not yet shown not worse\npromoted v2 from 10 % to 50 %\n");
 
     let broken = setup(Behaviour {
         status: 503,

@@ -41,6 +41,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Requests, error ratio, P99 and gate state per version x cohort.
     Stats(StatsArgs),
+    /// Judge the canary against its baseline over the whole fleet, from Prometheus.
+    Judge(JudgeArgs),
     /// Delete the WasmPlugin deploy created, and nothing else.
     Remove(RemoveArgs),
     /// Check a pluginConfig file with the filter's own config code.
@@ -297,7 +299,7 @@ pub struct GateSource {
     /// Read metrics from this Prometheus (http://host:9090) instead of the sidecars.
     #[arg(long, help_heading = "Metrics")]
     pub prometheus: Option<String>,
-    /// Window for Prometheus queries.
+    /// Window for Prometheus queries (promote judges the fleet over it).
     #[arg(long, default_value = "5m", help_heading = "Metrics")]
     pub window: String,
     /// Pods whose sidecars to read when no Prometheus is given (label selector).
@@ -309,7 +311,7 @@ pub struct GateSource {
 pub struct PromoteArgs {
     #[command(flatten)]
     pub name: NameArgs,
-    /// Promote even if the gate does not read pass.
+    /// Promote even if the gate does not read pass (or, with --prometheus, the fleet judge does not read promote).
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]
@@ -351,6 +353,29 @@ pub struct StatsArgs {
     pub source: GateSource,
     #[command(flatten)]
     pub kube: KubeArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct JudgeArgs {
+    /// The Prometheus that scrapes the sidecars (http://host:9090).
+    #[arg(long, help_heading = "Metrics")]
+    pub prometheus: String,
+    /// How far back to judge, up to now (e.g. 30m, 2h); ideally the time since the current step began.
+    #[arg(long, value_parser = parse_duration, default_value = "30m", help_heading = "Metrics")]
+    pub window: Duration,
+    /// The canary's version label.
+    #[arg(long, default_value = "v2")]
+    pub canary: String,
+    /// The baseline's version label (default: the config's baselineVersion, else v1).
+    #[arg(long)]
+    pub baseline: Option<String>,
+    /// pluginConfig file whose gates.judgment gives the judge's settings (default: the judge's own).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub net: NetArgs,
     #[command(flatten)]
@@ -449,7 +474,7 @@ mod tests {
             cli.find_subcommand(cmd)
                 .is_some_and(|c| c.get_arguments().any(|a| a.get_id() == flag))
         };
-        for offline in ["render", "validate-config", "push"] {
+        for offline in ["render", "validate-config", "push", "judge"] {
             assert!(!has(offline, "kubeconfig"), "{offline}");
             assert!(!has(offline, "context"), "{offline}");
         }

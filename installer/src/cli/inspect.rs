@@ -1,14 +1,20 @@
-//! Looking without touching: `status`, `stats`, and the gate check behind
-//! `promote`, from the sidecars (through the API server's pod proxy) or
-//! from Prometheus.
+//! Looking without touching: `status`, `stats`, `judge`, and the checks
+//! behind `promote` (the gate, from the sidecars through the API server's
+//! pod proxy or from Prometheus; the fleet judge, from Prometheus).
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use canary_core::config::judgment::Judgment;
 use canary_core::gates::GateState;
+use canary_core::judge::{Decision, Metric, Verdicts};
 use serde_json::{json, Value};
 
-use crate::cli::args::{GateSource, StatsArgs, StatusArgs};
+use crate::cli::args::{GateSource, JudgeArgs, StatsArgs, StatusArgs};
 use crate::cli::output::print;
 use crate::error::{Error, Result};
+use crate::judge::{self, Series};
 use crate::kubeops::{Kind, Kube};
+use crate::pluginconfig;
 use crate::promtext::Stats;
 use crate::rollout::sticky_step;
 use crate::stats;
@@ -54,6 +60,120 @@ pub async fn stats(a: &StatsArgs, kube: Option<&Kube>, http: &crate::http::Http)
     };
     let values: Vec<Value> = rows.iter().map(|r| json!(r)).collect();
     print(a.output.output, &values, || stats::table(&rows))
+}
+
+/// What the fleet judge says about a canary against its baseline.
+pub struct Fleet {
+    pub canary: String,
+    pub baseline: String,
+    pub verdicts: Verdicts,
+    pub decision: Decision<'static>,
+    /// The verdicts and the decision as `judge` prints them.
+    pub table: String,
+}
+
+impl Fleet {
+    fn to_json(&self) -> Value {
+        let metrics: Vec<Value> = Metric::ALL
+            .iter()
+            .map(|m| {
+                let v = self.verdicts.get(*m);
+                json!({
+                    "metric": m.label(),
+                    "verdict": v.verdict.label(),
+                    "canary_samples": v.canary_samples,
+                    "baseline_samples": v.baseline_samples,
+                    "evidence_worse": v.log_e_worse,
+                    "evidence_not_worse": v.log_e_not_worse,
+                    "threshold": v.threshold,
+                    "canary_estimate": v.canary_estimate,
+                    "baseline_estimate": v.baseline_estimate,
+                })
+            })
+            .collect();
+        json!({
+            "canary": self.canary,
+            "baseline": self.baseline,
+            "decision": self.decision.label(),
+            "reason": self.decision.reason().to_string(),
+            "metrics": metrics,
+        })
+    }
+}
+
+/// One version's range queries, `(end, range, step)` in seconds.
+async fn series(
+    http: &crate::http::Http,
+    url: &str,
+    version: &str,
+    (end, range, step): (i64, i64, i64),
+) -> Result<Series> {
+    let q = judge::range_queries(version);
+    let answers = [
+        stats::query_range(http, url, &q[0], end, range, step).await?,
+        stats::query_range(http, url, &q[1], end, range, step).await?,
+        stats::query_range(http, url, &q[2], end, range, step).await?,
+    ];
+    Ok(Series::from_answers(
+        &q,
+        [&answers[0], &answers[1], &answers[2]],
+    )?)
+}
+
+/// Judges `canary` against `baseline` over the last `window`, summed over
+/// all pods, with `judgment`'s settings (the judge's own when `None`). The
+/// step is a 120th of the window, at least 1 s: enough ticks for the
+/// sequential tests, few enough points for any Prometheus.
+pub async fn fleet(
+    http: &crate::http::Http,
+    url: &str,
+    canary: &str,
+    baseline: &str,
+    judgment: Option<&Judgment>,
+    window: Duration,
+) -> Result<Fleet> {
+    let end = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let range = window.as_secs().max(1) as i64;
+    let step = (range / 120).max(1);
+    let c = series(http, url, canary, (end, range, step)).await?;
+    let b = series(http, url, baseline, (end, range, step)).await?;
+    let (cfg, policy) = judgment.map_or_else(Default::default, |j| (j.judge, j.policy));
+    let verdicts = judge::judge(&cfg, (canary, &c), (baseline, &b))?;
+    let (decision, table) = judge::report(&policy, &verdicts);
+    Ok(Fleet {
+        canary: canary.to_string(),
+        baseline: baseline.to_string(),
+        verdicts,
+        decision,
+        table: format!("{canary} against {baseline}\n{table}"),
+    })
+}
+
+/// `judge`: needs no cluster, only Prometheus.
+pub async fn judge(a: &JudgeArgs, http: &crate::http::Http) -> Result<String> {
+    let judgment = match &a.config {
+        Some(path) => pluginconfig::validate_file(path, None)?
+            .gates
+            .and_then(|g| g.judgment),
+        None => None,
+    };
+    let baseline = a
+        .baseline
+        .clone()
+        .or_else(|| judgment.as_ref().and_then(|j| j.baseline_version.clone()))
+        .unwrap_or_else(|| "v1".to_string());
+    let f = fleet(
+        http,
+        &a.prometheus,
+        &a.canary,
+        &baseline,
+        judgment.as_ref(),
+        a.window,
+    )
+    .await?;
+    print(a.output.output, &[f.to_json()], || f.table.clone())
 }
 
 pub async fn status(a: &StatusArgs, kube: &Kube) -> Result<String> {

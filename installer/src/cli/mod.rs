@@ -1,7 +1,7 @@
 //! `canaryctl`'s commands: [`args`] defines the command line, [`output`]
 //! prints, and one file per command group does the work ([`module`]:
 //! render, push, deploy, remove, validate-config; [`rollout`]: set, promote,
-//! rollback; [`inspect`]: status, stats).
+//! rollback; [`inspect`]: status, stats, judge).
 
 pub mod args;
 mod inspect;
@@ -36,6 +36,7 @@ fn http_for(cmd: &Command) -> Result<crate::http::Http> {
     let timeout = match cmd {
         Command::Promote(a) => a.change.net.request_timeout,
         Command::Stats(a) => a.net.request_timeout,
+        Command::Judge(a) => a.net.request_timeout,
         _ => std::time::Duration::from_secs(30),
     };
     crate::http::Http::new(timeout)
@@ -75,5 +76,6 @@ pub async fn run_on(cli: &Cli, kube: Option<&Kube>) -> Result<String> {
         Command::Rollback(a) => rollout::rollback(a, need()?).await,
         Command::Status(a) => inspect::status(a, need()?).await,
         Command::Stats(a) => inspect::stats(a, kube, &http_for(&cli.command)?).await,
+        Command::Judge(a) => inspect::judge(a, &http_for(&cli.command)?).await,
     }
 }

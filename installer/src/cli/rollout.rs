@@ -1,13 +1,15 @@
-//! Driving the rollout: `set`, `promote` and `rollback`. They change only
+//! Driving the rollout: `set`, `promote` (past the gate and, with
+//! Prometheus, the fleet judge) and `rollback`. They change only
 //! `spec.pluginConfig` of the WasmPlugin and the VirtualService, under the
 //! rollout field manager. The current step is read from what the step mode
 //! drives: the sticky percent, or the VirtualService weights.
 
 use canary_core::gates::GateState;
+use canary_core::judge::Decision;
 use serde_json::{json, Value};
 
-use crate::cli::args::{PromoteArgs, RollbackArgs, RouteArgs, SetArgs};
-use crate::cli::inspect::gate_of;
+use crate::cli::args::{parse_duration, PromoteArgs, RollbackArgs, RouteArgs, SetArgs};
+use crate::cli::inspect::{fleet, gate_of};
 use crate::cli::output::print;
 use crate::cli::route_spec;
 use crate::error::{Error, Result};
@@ -138,9 +140,9 @@ pub async fn promote(a: &PromoteArgs, kube: &Kube, http: &crate::http::Http) -> 
     let next = next_step(current)
         .ok_or_else(|| Error::Usage(format!("already at {current} %: nothing to promote")))?;
     let gate = gate_of(&a.source, &a.route.canary, kube, http).await?;
-    let mut note = String::new();
+    let mut why = vec![];
     if gate != Some(GateState::Pass) {
-        let why = match gate {
+        why.push(match gate {
             None => format!(
                 "no gate state for {} (are gates enabled and is traffic flowing?)",
                 a.route.canary
@@ -151,11 +153,46 @@ pub async fn promote(a: &PromoteArgs, kube: &Kube, http: &crate::http::Http) -> 
                 g.label(),
                 GateState::Pass.label()
             ),
-        };
-        if !a.force {
-            return Err(Error::PromotionRefused(why));
+        });
+    }
+    if !why.is_empty() && !a.force {
+        return Err(Error::PromotionRefused(why.join("; ")));
+    }
+    // The sidecars' gates see each pod's slice; Prometheus sees the fleet,
+    // judged with the live config's settings.
+    if let Some(url) = &a.source.prometheus {
+        let judgment = pluginconfig::validate(&live)?
+            .gates
+            .and_then(|g| g.judgment);
+        let baseline = judgment
+            .as_ref()
+            .and_then(|j| j.baseline_version.clone())
+            .unwrap_or_else(|| a.route.stable.clone());
+        let window = parse_duration(&a.source.window).map_err(Error::Usage)?;
+        let f = fleet(
+            http,
+            url,
+            &a.route.canary,
+            &baseline,
+            judgment.as_ref(),
+            window,
+        )
+        .await?;
+        if !matches!(f.decision, Decision::Promote(_)) {
+            why.push(format!(
+                "the fleet judge reads {} for {} against {baseline}, not promote: {}",
+                f.decision.label(),
+                a.route.canary,
+                f.decision.reason()
+            ));
         }
-        note = format!("forced past: {why}\n");
+    }
+    let mut note = String::new();
+    if !why.is_empty() {
+        if !a.force {
+            return Err(Error::PromotionRefused(why.join("; ")));
+        }
+        note = format!("forced past: {}\n", why.join("; "));
     }
     let (cfg, vs) = step_to(kube, &a.name.name, &a.route, live, next).await?;
     let moved = format!("{} from {current} % to {next} %", a.route.canary);
