@@ -130,11 +130,10 @@ fn typed_eq(v: &[u8], want: &[u8]) -> bool {
             let Ok(raw) = <[u8; 8]>::try_from(v) else {
                 return false;
             };
+            // serde_json's number parser is in the module already for the
+            // config; `str::parse::<f64>` would link a second one.
             let n = f64::from_le_bytes(raw);
-            std::str::from_utf8(want)
-                .ok()
-                .and_then(|s| s.parse::<f64>().ok())
-                .is_some_and(|w| w == n)
+            serde_json::from_slice::<f64>(want).is_ok_and(|w| w == n)
         }
         1 => matches!((v[0], want), (1, b"true") | (0, b"false")),
         _ => false,
