@@ -68,9 +68,9 @@ impl Issuer {
                         "issuer": ISSUER,
                         "local_jwks": {"inline_string": self.jwks()},
                         "payload_in_metadata": "payload",
-                        "space_delimited_claims": ["scope", "permission"],
-                        // No clock skew: an expired token is refused at once.
-                        "clock_skew_seconds": 0,
+                        "normalize_payload_in_metadata": {"space_delimited_claims": ["scope", "permission"]},
+                        // 0 would mean the default (60 s): one second of skew.
+                        "clock_skew_seconds": 1,
                     }
                 },
                 "rules": [{
