@@ -319,3 +319,44 @@ async fn a_signing_config_whose_key_variable_is_unset_is_refused() {
         Err(log) => assert!(log.contains("CANARY_NO_SUCH_KEY is not set"), "{log}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_principal_rule_picks_the_cohort_of_an_mtls_peer() {
+    use canary_e2e::certs::Pki;
+    use canary_e2e::client::TlsClient;
+    use canary_e2e::sidecar::Tls;
+    const QA_BOT: &str = "spiffe://cluster.local/ns/qa/sa/qa-bot";
+    let (v1, v2) = (Upstream::start("v1").await, Upstream::start("v2").await);
+    let cfg = format!(
+        r#"{{"cohorts": [{{"name": "internal", "match": [{{"principal": "{QA_BOT}"}}]}}]}}"#
+    );
+    let mut s = Sidecar::outbound(
+        FilterSpec::Canary(cfg),
+        &[("v1", v1.addr), ("v2", v2.addr)],
+        &[("v1", 100), ("v2", 0)],
+    );
+    let pki = Pki::new();
+    let server = pki.leaf(None);
+    s.tls = Some(Tls {
+        cert_pem: server.cert_pem,
+        key_pem: server.key_pem,
+        client_ca_pem: pki.ca_pem.clone(),
+    });
+    let envoy = Envoy::start(&s).await;
+    let bot = pki.leaf(Some(QA_BOT));
+    let qa = TlsClient::new(envoy.listener, &pki.ca_pem, &bot.cert_pem, &bot.key_pem);
+    let other = pki.leaf(Some("spiffe://cluster.local/ns/qa/sa/qa-bot-2"));
+    let someone = TlsClient::new(envoy.listener, &pki.ca_pem, &other.cert_pem, &other.key_pem);
+    let r = qa.send(&Req::get("/")).await;
+    assert_eq!(
+        (r.header("x-canary-cohort"), r.upstream()),
+        (Some("internal"), Some("v2"))
+    );
+    let r = someone
+        .send(&Req::get("/").header("x-canary-cohort", "internal"))
+        .await;
+    assert_eq!(
+        (r.header("x-canary-cohort"), r.upstream()),
+        (Some("stable"), Some("v1"))
+    );
+}
