@@ -22,6 +22,10 @@ mod entry {
     use super::*;
 
     proxy_wasm::main! {{
+        // A panic aborts the VM (a trap); its message is the one clue an
+        // operator gets, so it goes to Envoy's log first. (The SDK installs
+        // such a hook only through the `log` crate, which the module leaves out.)
+        std::panic::set_hook(Box::new(|info| log(LogLevel::Critical, &info.to_string())));
         proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(CanaryRoot::default()) });
     }}
 }
@@ -48,7 +52,7 @@ impl RootContext for CanaryRoot {
         .ok()
         .flatten()
         .unwrap_or_default();
-        let config = match Config::from_json(&bytes) {
+        let mut config = match Config::from_json(&bytes) {
             Ok(c) => c,
             Err(e) => {
                 log(
@@ -58,6 +62,14 @@ impl RootContext for CanaryRoot {
                 return false;
             }
         };
+        // WASI gives the VM the variables of the plugin's `vm_config`.
+        if let Err(e) = config.identity.resolve_key(|name| std::env::var(name).ok()) {
+            log(
+                LogLevel::Error,
+                &format!("canary: rejected configuration: {e}"),
+            );
+            return false;
+        }
         if config.trust.trusts_everyone() && !config.trust.routing_headers.is_empty() {
             log(
                 LogLevel::Warn,

@@ -10,6 +10,7 @@ use crate::config::{
 };
 use crate::hash;
 use crate::host::Http;
+use crate::identity;
 
 /// The declared cohorts some rule claims: bit `i` is `cohorts.rules[i]`
 /// (at most [`crate::config::MAX_COHORTS`] of them).
@@ -59,7 +60,7 @@ impl HeaderClaims {
 }
 
 /// The rules among `rules` one of whose matches satisfies `holds`.
-fn rule_claims(rules: &[CohortRule], holds: impl Fn(&Match) -> bool) -> Claims {
+pub(crate) fn rule_claims(rules: &[CohortRule], holds: impl Fn(&Match) -> bool) -> Claims {
     let mut claims = 0;
     for (i, rule) in rules.iter().enumerate() {
         if rule.matches.iter().any(&holds) {
@@ -116,6 +117,9 @@ pub fn choose(cfg: &Config, host: &impl Http, header_claims: Claims, now_ns: u64
             })
         });
     }
+    if reads(|s| matches!(s, Source::Claim(_) | Source::Principal(_))) {
+        claims |= identity::claims(ahead, host);
+    }
     if claims != 0 {
         return Cohort::declared(claims.trailing_zeros() as usize);
     }
@@ -127,6 +131,11 @@ pub fn choose(cfg: &Config, host: &impl Http, header_claims: Claims, now_ns: u64
             host.request_header(h, |k| k.and_then(|k| key_bucket(sticky.salt.as_bytes(), k)))
         }
         UserKey::Cookie(_) => cookie_bucket,
+        UserKey::Claim(c) => c.with_attribute(|path| {
+            host.property(path, |k| {
+                k.and_then(|k| key_bucket(sticky.salt.as_bytes(), k))
+            })
+        }),
     };
     let bucket = match (bucket, sticky.missing_key) {
         (Some(b), _) => Some(b),
@@ -222,6 +231,10 @@ pub fn test(t: &Test, value: Option<&[u8]>) -> bool {
         (Test::Present, Some(_)) => true,
         (Test::Exact(want), Some(v)) => v == want.as_slice(),
         (Test::Prefix(p), Some(v)) => v.starts_with(p),
+        // A word of a space-delimited value, as OAuth scopes are written.
+        (Test::Contains(word), Some(v)) => v
+            .split(|b| matches!(b, b' ' | b'\t'))
+            .any(|w| w == word.as_slice()),
     }
 }
 
@@ -231,6 +244,8 @@ fn test_decoded(t: &Test, mut value: Decoded<'_>) -> bool {
         Test::Present => true,
         Test::Exact(want) => value.eq(want.iter().copied()),
         Test::Prefix(p) => p.iter().all(|b| value.next() == Some(*b)),
+        // Configs refuse `contains` outside claims.
+        Test::Contains(_) => false,
     }
 }
 

@@ -156,3 +156,72 @@ fn whole_requests_with_random_headers_never_panic() {
         s.on_log(&p, &mut vm, &mut m, &mut host);
     }
 }
+
+#[test]
+fn random_baggage_and_claim_bytes_never_panic() {
+    use crate::config::Test;
+    use crate::identity::{baggage, claim, pairs::Pairs, Key};
+    let mut rng = Rng(0x1de7_1717);
+    let key = Key::new(&[3; 32]).unwrap();
+    let signed = key.sign("beta", b"id");
+    let tests = [
+        Test::Exact(b"a".to_vec()),
+        Test::Contains(b"a".to_vec()),
+        Test::Present,
+        Test::Prefix(b"a".to_vec()),
+    ];
+    for _ in 0..ITERATIONS {
+        let b = rng.bytes(96);
+        let _ = baggage::lookup(&b, "canary-cohort");
+        let _ = baggage::with_member(Some(&b), "canary-cohort", b"v");
+        let _ = baggage::without_member(&b, "canary-cohort");
+        baggage::members(&b).for_each(|m| drop(m.decoded()));
+        let _ = key.verify(&b, &b);
+        if let Some(p) = Pairs::parse(&b) {
+            p.iter().for_each(drop);
+        }
+        for t in &tests {
+            let _ = claim::test(t, Some(&b));
+        }
+        // Mutated pairs buffers and tags, not only random ones.
+        let list = crate::identity::pairs::encode([(&b"beta"[..], &b""[..]), (&b[..], &b""[..])]);
+        for base in [&list, &signed] {
+            let mut m = base.clone();
+            let i = rng.below(m.len());
+            m[i] = rng.next() as u8;
+            if let Some(p) = Pairs::parse(&m) {
+                p.iter().for_each(drop);
+            }
+            let _ = key.verify(&m, b"id");
+        }
+    }
+}
+
+#[test]
+fn whole_requests_through_signing_and_verifying_filters_never_panic() {
+    let key = "k".repeat(32);
+    let rules = r#""cohorts": [{"name": "beta", "match": [{"claim": "groups", "contains": "b"}, {"claim": "t.x", "exact": "1"}]},
+                   {"name": "qa", "match": [{"principal": "spiffe://a/*"}]}],
+        "sticky": {"percent": 50, "userKey": {"claim": "sub"}}"#;
+    let plugins = ["SERVER", "CLIENT"].map(|d| {
+        let json = format!(
+            r#"{{{rules}, "version": {{"direction": "{d}"}}, "identity": {{"baggage": {{"key": "{key}"}}}}}}"#
+        );
+        Plugin::new(Config::from_json(json.as_bytes()).unwrap(), None)
+    });
+    let payload = "metadata.filter_metadata.envoy.filters.http.jwt_authn.payload";
+    let mut rng = Rng(99);
+    for _ in 0..ITERATIONS {
+        for p in &plugins {
+            let baggage = rng.bytes(80);
+            let id = rng.bytes(16);
+            let headers: [(&str, &[u8]); 2] = [("baggage", &baggage), ("x-request-id", &id)];
+            let mut host = FakeHost::with_request(&headers)
+                .prop(&format!("{payload}.groups"), &rng.bytes(40))
+                .prop(&format!("{payload}.t.x"), &rng.bytes(9))
+                .prop(&format!("{payload}.sub"), &rng.bytes(12))
+                .prop("connection.uri_san_peer_certificate", &rng.bytes(16));
+            Stream::default().on_request_headers(p, &Vm::default(), &mut host);
+        }
+    }
+}

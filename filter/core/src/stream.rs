@@ -10,6 +10,7 @@ use crate::config::{Cohort, Config};
 use crate::gates::window::Outcome;
 use crate::gates::Engine;
 use crate::host::{Http, Metrics};
+use crate::identity;
 use crate::metrics::{Registry, Sample};
 use crate::outcome;
 use crate::property;
@@ -77,7 +78,9 @@ impl Stream {
 
         let read = HeaderClaims::read(&cfg.cohorts, host);
         let trusted = cfg.trust.screen(&cfg.cohorts.headers, read.sent, host);
-        self.cohort = cohort::choose(cfg, host, read.believed(trusted), now);
+        // A cohort signed where the caller's identity was verified wins.
+        self.cohort = identity::carried(cfg, host)
+            .unwrap_or_else(|| cohort::choose(cfg, host, read.believed(trusted), now));
         // A withdrawn canary takes no new users: they route to stable, and the
         // response shows the cohort actually used.
         if vm.withdrawn()
@@ -88,6 +91,7 @@ impl Stream {
         {
             self.cohort = Cohort::STABLE;
         }
+        identity::carry(cfg, host, self.cohort);
         // Replaces whatever the client sent under this name. Envoy selects the
         // route again after a Wasm filter changes request headers, so
         // VirtualService matches on the cohort header see the new value: the
