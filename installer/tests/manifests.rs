@@ -278,6 +278,7 @@ fn the_prometheus_rules_pass_promtool_check_and_unit_tests() {
 /// Metric names the filter exports, as Prometheus sees them.
 fn exported() -> Vec<String> {
     use canary_core::gates::engine as gate;
+    use canary_core::liveness;
     use canary_core::metrics::{DURATION, ERRORS, REQUESTS};
     let mut v: Vec<String> = [
         REQUESTS,
@@ -288,8 +289,9 @@ fn exported() -> Vec<String> {
         gate::ERROR_RATIO,
         gate::BURN_RATE,
         gate::P99,
-        gate::HEARTBEAT,
-        gate::TICKS,
+        liveness::HEARTBEAT,
+        liveness::TICKS,
+        liveness::WORKERS_ALIVE,
     ]
     .iter()
     .map(|s| s.to_string())

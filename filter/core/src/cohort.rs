@@ -11,7 +11,7 @@ use crate::host::Http;
 /// The cohort of one request. `headers` holds the values of
 /// `cfg.cohorts.headers`, already cleared of untrusted routing headers;
 /// `now_ns` stands in for a request id when a keyless request is split.
-/// The `cookie` header and `:path` are read only if a rule needs them.
+/// The cookies and `:path` are read only if a rule needs them.
 pub fn choose(cfg: &Config, host: &impl Http, headers: &[Option<Vec<u8>>], now_ns: u64) -> Cohort {
     let mut cookie_header: Option<Option<Vec<u8>>> = None;
     let mut path: Option<Option<Vec<u8>>> = None;
@@ -20,7 +20,7 @@ pub fn choose(cfg: &Config, host: &impl Http, headers: &[Option<Vec<u8>>], now_n
             let hit = match &m.source {
                 Source::Header(h) => test(&m.test, headers.get(*h).and_then(|v| v.as_deref())),
                 Source::Cookie(name) => {
-                    let header = cookie_header.get_or_insert_with(|| host.request_header("cookie"));
+                    let header = cookie_header.get_or_insert_with(|| cookies(host));
                     test(&m.test, header.as_deref().and_then(|h| cookie(h, name)))
                 }
                 Source::Query(name) => {
@@ -41,7 +41,7 @@ pub fn choose(cfg: &Config, host: &impl Http, headers: &[Option<Vec<u8>>], now_n
     let key = match &sticky.user_key {
         UserKey::Header(h) => host.request_header(h),
         UserKey::Cookie(name) => cookie_header
-            .get_or_insert_with(|| host.request_header("cookie"))
+            .get_or_insert_with(|| cookies(host))
             .as_deref()
             .and_then(|h| cookie(h, name))
             .map(<[u8]>::to_vec),
@@ -62,10 +62,22 @@ pub fn choose(cfg: &Config, host: &impl Http, headers: &[Option<Vec<u8>>], now_n
     }
 }
 
-/// The value of cookie `name` in a `cookie` header, without surrounding quotes.
+/// Every `cookie` line of the request, in one value. An HTTP/1.1 client may
+/// send several lines, and the single-value header lookup returns only the
+/// first, so a cookie on a later line would be missed. Envoy's
+/// `request.headers.<name>` attribute joins all lines with `,` (HTTP/2 cookie
+/// crumbs arrive joined with `; ` already), at the cost of the one lookup the
+/// header read would have taken.
+fn cookies(host: &impl Http) -> Option<Vec<u8>> {
+    host.property(&["request", "headers", "cookie"])
+}
+
+/// The value of cookie `name` in the request's cookies, without surrounding
+/// quotes. Pairs are separated by `;`, and by `,` where Envoy joined two
+/// `cookie` lines (a cookie value cannot hold either, RFC 6265 section 4.1.1).
 /// The first occurrence wins, as in browsers' and Envoy's own cookie lookup.
 pub fn cookie<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    header.split(|&b| b == b';').find_map(|pair| {
+    header.split(|&b| b == b';' || b == b',').find_map(|pair| {
         let pair = pair.trim_ascii();
         let eq = pair.iter().position(|&b| b == b'=')?;
         let (k, v) = (&pair[..eq], &pair[eq + 1..]);
@@ -151,6 +163,9 @@ mod tests {
         assert_eq!(cookie(b"a=", "a"), Some(&b""[..]));
         assert_eq!(cookie(b"\xff\xfe=1; a=\xff", "a"), Some(&b"\xff"[..]));
         assert_eq!(cookie(b"a=\"", "a"), Some(&b"\""[..]));
+        // Two `cookie` lines as Envoy joins them.
+        assert_eq!(cookie(b"a=1; uid=7,beta=1", "beta"), Some(&b"1"[..]));
+        assert_eq!(cookie(b"a=1; uid=7,beta=1", "uid"), Some(&b"7"[..]));
     }
 
     #[test]

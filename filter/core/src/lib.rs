@@ -12,6 +12,8 @@ pub mod config;
 pub mod gates;
 pub mod hash;
 pub mod host;
+pub mod labels;
+pub mod liveness;
 pub mod metrics;
 pub mod outcome;
 pub mod promtext;

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::gates::shared::SharedState;
 use crate::metrics::Registry;
 use crate::stream::{Plugin, Stream, Vm};
-use crate::testing::{FakeHost, FakeMetrics};
+use crate::testing::{FakeHost, FakeMetrics, FakeStore};
 
 /// xorshift64*: deterministic, so a failure reproduces.
 struct Rng(u64);
@@ -118,6 +118,7 @@ fn whole_requests_with_random_headers_never_panic() {
     let mut vm = Vm {
         registry: Registry::default(),
         engine: Some(crate::gates::Engine::new("k", 1)),
+        ..Vm::default()
     };
     let mut m = FakeMetrics::default();
     for _ in 0..ITERATIONS {
@@ -152,6 +153,6 @@ fn whole_requests_with_random_headers_never_panic() {
         s.on_response_headers(&p, &mut host, rng.below(2) == 0);
         s.on_response_body(rng.below(2) == 0);
         s.on_response_trailers(&p, &mut host);
-        s.on_log(&p, &mut vm, &mut m, &mut host);
+        s.on_log(&p, &mut vm, &mut m, &mut host, &mut FakeStore::default());
     }
 }

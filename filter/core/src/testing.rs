@@ -4,7 +4,7 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 
-use crate::host::{Http, MetricKind, Metrics};
+use crate::host::{Http, MetricKind, Metrics, SharedStore};
 
 #[derive(Debug, Default)]
 pub struct FakeHost {
@@ -91,6 +91,16 @@ impl Http for FakeHost {
     }
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
         self.tick();
+        if let ["request", "headers", name] = path {
+            // Envoy joins every line of a request header with `,`.
+            let lines: Vec<&[u8]> = self
+                .request
+                .iter()
+                .filter(|(k, _)| k == name)
+                .map(|(_, v)| v.as_slice())
+                .collect();
+            return (!lines.is_empty()).then(|| lines.join(&b","[..]));
+        }
         self.properties.get(&path.join(".")).cloned()
     }
     fn now_nanos(&self) -> u64 {
@@ -154,5 +164,33 @@ impl Metrics for FakeMetrics {
     }
     fn record(&mut self, id: u32, value: u64) {
         self.records.entry(id).or_default().push(value);
+    }
+}
+
+/// proxy-wasm shared data: a value and a CAS counter per key.
+#[derive(Default)]
+pub struct FakeStore {
+    pub data: HashMap<String, (Vec<u8>, u32)>,
+    /// Makes the next N sets fail as if another VM had written first.
+    pub fail_next: usize,
+}
+
+impl SharedStore for FakeStore {
+    fn get(&self, key: &str) -> Option<(Vec<u8>, Option<u32>)> {
+        self.data.get(key).map(|(v, c)| (v.clone(), Some(*c)))
+    }
+    fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        if self.fail_next > 0 {
+            self.fail_next -= 1;
+            let e = self.data.entry(key.to_string()).or_default();
+            e.1 += 1;
+            return false;
+        }
+        let e = self.data.entry(key.to_string()).or_default();
+        if cas.is_some_and(|c| c != e.1) {
+            return false;
+        }
+        *e = (value.to_vec(), e.1 + 1);
+        true
     }
 }
