@@ -86,6 +86,8 @@ pub struct Sidecar {
     pub concurrency: u32,
     /// Pin Envoy to this CPU (benchmark).
     pub cpu: Option<u32>,
+    /// HTTP filters placed before the one under test (e.g. [`lua_stall`]).
+    pub filters_before: Vec<Value>,
 }
 
 impl Sidecar {
@@ -118,6 +120,7 @@ impl Sidecar {
             failure_policy: "FAIL_CLOSED",
             concurrency: 1,
             cpu: None,
+            filters_before: vec![],
         }
     }
 
@@ -173,7 +176,7 @@ impl Sidecar {
     }
 
     fn http_filters(&self, dir: &Path) -> Vec<Value> {
-        let mut filters = vec![];
+        let mut filters = self.filters_before.clone();
         match &self.filter {
             FilterSpec::None => {}
             FilterSpec::Canary(cfg) => filters.push(json!({
@@ -376,5 +379,27 @@ function envoy_on_request(handle)
   end
   h:replace("x-canary-cohort", cohort)
   handle:clearRouteCache()
+end
+"#;
+
+/// A Lua filter that blocks its worker thread for `x-stall-seconds` (whole
+/// seconds, the clock's resolution): a stalled worker, for the liveness tests.
+pub fn lua_stall() -> Value {
+    json!({
+        "name": "stall",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+            "default_source_code": {"inline_string": LUA_STALL},
+        }
+    })
+}
+
+const LUA_STALL: &str = r#"
+function envoy_on_request(handle)
+  local s = handle:headers():get("x-stall-seconds")
+  if s then
+    local stop = os.time() + tonumber(s)
+    while os.time() < stop do end
+  end
 end
 "#;
