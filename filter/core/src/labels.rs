@@ -81,7 +81,7 @@ impl VersionLabels {
     }
 }
 
-fn encode(labels: &[String]) -> Vec<u8> {
+pub(crate) fn encode(labels: &[String]) -> Vec<u8> {
     let mut w = MAGIC.to_vec();
     for l in labels {
         w.push(b'\n');
@@ -91,7 +91,7 @@ fn encode(labels: &[String]) -> Vec<u8> {
 }
 
 /// `None` unless every entry is a label the filter could have admitted.
-fn decode(bytes: &[u8]) -> Option<Vec<String>> {
+pub(crate) fn decode(bytes: &[u8]) -> Option<Vec<String>> {
     let text = std::str::from_utf8(bytes.strip_prefix(MAGIC)?).ok()?;
     if text.is_empty() {
         return Some(Vec::new());
