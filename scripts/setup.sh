@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ENVOY_VERSION=1.40.0
-APT_PACKAGES=(nghttp2-client prometheus docker-registry)
+APT_PACKAGES=(nghttp2-client prometheus docker-registry binaryen)
 
 say() { printf '[setup] %s\n' "$*"; }
 
@@ -15,7 +15,8 @@ for t in wasm32-wasip1 wasm32-unknown-unknown; do
   grep -qx "$t" <<<"$installed_targets" || { say "rust target $t"; rustup target add "$t"; }
 done
 
-# Debian packages: h2load for the benchmark, Prometheus and a registry for tests.
+# Debian packages: h2load for the benchmark, Prometheus and a registry for tests,
+# binaryen (wasm-opt) for the release module.
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -36,7 +37,10 @@ fi
 mkdir -p .tools/bin
 envoy_real=$(.venv/bin/python -c "import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), '_bin', 'envoy'))")
 ln -sfn "$PWD/$(realpath --relative-to="$PWD" "$envoy_real")" .tools/bin/envoy
-.tools/bin/envoy --version | grep -q "/$ENVOY_VERSION/" || { echo "unexpected Envoy: $(.tools/bin/envoy --version)"; exit 1; }
+# Read the version once: `envoy --version | grep -q` can fail under pipefail when
+# grep exits before Envoy has finished writing (SIGPIPE).
+envoy_version=$(.tools/bin/envoy --version)
+grep -q "/$ENVOY_VERSION/" <<<"$envoy_version" || { echo "unexpected Envoy: $envoy_version"; exit 1; }
 
 # wasm-bindgen's test runner must match the wasm-bindgen crate in Cargo.lock.
 wbg=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
@@ -53,4 +57,5 @@ if ! "$cache/bin/wasm-bindgen-test-runner" --version 2>/dev/null | grep -q " $wb
 fi
 ln -sfn "$cache/bin/wasm-bindgen-test-runner" .tools/bin/wasm-bindgen-test-runner
 command -v node >/dev/null || { echo "node is needed for the wasm32 core tests"; exit 1; }
-say "ready: Envoy $(.tools/bin/envoy --version | grep -o "/[0-9.]*/" | tr -d /), wasm-bindgen $wbg, $(h2load --version | head -1)"
+h2load_version=$(h2load --version)
+say "ready: Envoy $ENVOY_VERSION, wasm-bindgen $wbg, ${h2load_version%%$'\n'*}"

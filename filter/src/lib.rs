@@ -6,6 +6,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
+use canary_core::config::QuotedList;
 use canary_core::gates::Engine;
 use canary_core::host::{Http, MetricKind, Metrics, SharedStore};
 use canary_core::labels::VersionLabels;
@@ -66,8 +67,8 @@ impl RootContext for CanaryRoot {
         };
         if config.trust.trusts_everyone() && !config.trust.routing_headers.is_empty() {
             log::warn!(
-                "canary: no trust policy: routing headers {:?} are believed from any caller",
-                config.trust.routing_headers
+                "canary: no trust policy: routing headers {} are believed from any caller",
+                QuotedList(&config.trust.routing_headers)
             );
         }
         let node_version =
@@ -205,14 +206,20 @@ impl HttpContext for CanaryHttp {
 }
 
 /// Hostcalls of the current HTTP context. Only `_bytes` map getters are used:
-/// the SDK's `String` getters panic on non-UTF-8 header values.
+/// the SDK's `String` getters panic on non-UTF-8 header values. A value lives
+/// only while the core's closure looks at it.
 struct Host;
 
+impl Host {
+    fn get<R>(map: MapType, name: &str, read: impl FnOnce(Option<&[u8]>) -> R) -> R {
+        let value = hostcalls::get_map_value_bytes(map, name).ok().flatten();
+        read(value.as_deref())
+    }
+}
+
 impl Http for Host {
-    fn request_header(&self, name: &str) -> Option<Vec<u8>> {
-        hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
-            .ok()
-            .flatten()
+    fn request_header<R>(&self, name: &str, read: impl FnOnce(Option<&[u8]>) -> R) -> R {
+        Host::get(MapType::HttpRequestHeaders, name, read)
     }
     fn set_request_header(&mut self, name: &str, value: &[u8]) {
         let _ = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, Some(value));
@@ -220,10 +227,8 @@ impl Http for Host {
     fn remove_request_header(&mut self, name: &str) {
         let _ = hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, name, None);
     }
-    fn response_header(&self, name: &str) -> Option<Vec<u8>> {
-        hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, name)
-            .ok()
-            .flatten()
+    fn response_header<R>(&self, name: &str, read: impl FnOnce(Option<&[u8]>) -> R) -> R {
+        Host::get(MapType::HttpResponseHeaders, name, read)
     }
     fn set_response_header(&mut self, name: &str, value: &[u8]) {
         let _ = hostcalls::set_map_value_bytes(MapType::HttpResponseHeaders, name, Some(value));
@@ -231,14 +236,13 @@ impl Http for Host {
     fn add_response_header(&mut self, name: &str, value: &[u8]) {
         let _ = hostcalls::add_map_value_bytes(MapType::HttpResponseHeaders, name, value);
     }
-    fn response_trailer(&self, name: &str) -> Option<Vec<u8>> {
-        hostcalls::get_map_value_bytes(MapType::HttpResponseTrailers, name)
-            .ok()
-            .flatten()
+    fn response_trailer<R>(&self, name: &str, read: impl FnOnce(Option<&[u8]>) -> R) -> R {
+        Host::get(MapType::HttpResponseTrailers, name, read)
     }
-    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+    fn property<R>(&self, path: &[&str], read: impl FnOnce(Option<&[u8]>) -> R) -> R {
         // The free function returns a Result; `Context::get_property` unwraps it.
-        hostcalls::get_property(path.to_vec()).ok().flatten()
+        let value = hostcalls::get_property(path.to_vec()).ok().flatten();
+        read(value.as_deref())
     }
     fn now_nanos(&self) -> u64 {
         hostcalls::get_current_time()

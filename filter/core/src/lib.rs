@@ -9,9 +9,11 @@
 
 pub mod cohort;
 pub mod config;
+pub mod decimal;
 pub mod gates;
 pub mod hash;
 pub mod host;
+pub mod judge;
 pub mod labels;
 pub mod liveness;
 pub mod metrics;

@@ -7,8 +7,6 @@
 //! versions a proxy admits for its life (`labels`) — so a client can never
 //! mint new series.
 
-use std::collections::HashMap;
-
 use crate::config::{Cohort, Config};
 use crate::host::{MetricKind, Metrics};
 use crate::outcome::{CodeClass, ErrorKind};
@@ -63,7 +61,7 @@ pub fn tagged(tags: &[(&str, &str)], family: &str) -> String {
     s
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Family {
     Requests,
     Errors,
@@ -74,7 +72,8 @@ enum Family {
 #[derive(Debug, Default)]
 pub struct Registry {
     versions: Vec<String>,
-    ids: HashMap<(Family, u8, Cohort, u8), u32>,
+    /// Sorted by key: a binary search finds a series' id without hashing.
+    ids: Vec<((Family, u8, Cohort, u8), u32)>,
 }
 
 /// One finished request, as the metrics see it.
@@ -113,9 +112,10 @@ impl Registry {
         key: (Family, u8, Cohort, u8),
         extra: Option<(&str, &str)>,
     ) -> Option<u32> {
-        if let Some(id) = self.ids.get(&key) {
-            return Some(*id);
-        }
+        let at = match self.ids.binary_search_by(|(k, _)| k.cmp(&key)) {
+            Ok(i) => return self.ids.get(i).map(|(_, id)| *id),
+            Err(at) => at,
+        };
         let version = self
             .versions
             .get(usize::from(key.1))
@@ -127,7 +127,7 @@ impl Registry {
             Family::Duration => (MetricKind::Histogram, DURATION),
         };
         let id = sink.define(kind, &stat_name(version, cohort, extra, family))?;
-        self.ids.insert(key, id);
+        self.ids.insert(at, (key, id));
         Some(id)
     }
 

@@ -122,7 +122,7 @@ pub fn classify(
     flags: i64,
     complete: bool,
     grpc_status: Option<u32>,
-    details: impl FnOnce() -> Option<Vec<u8>>,
+    details: impl FnOnce() -> Details,
 ) -> (CodeClass, Option<ErrorKind>) {
     let class = CodeClass::of(code);
     let error = if flags & flags::TIMEOUT != 0 {
@@ -131,14 +131,14 @@ pub fn classify(
         Some(ErrorKind::Reset)
     } else if class == CodeClass::C5xx {
         match details() {
-            Some(d) if d == b"via_upstream" => Some(ErrorKind::Http5xx),
+            Details::ViaUpstream => Some(ErrorKind::Http5xx),
             _ => Some(ErrorKind::Local),
         }
     } else if !complete && class != CodeClass::None {
         // Started, never finished: an upstream reset whatever flag Envoy chose;
         // a client that went away is not the version's fault.
         match details() {
-            Some(d) if d.starts_with(b"upstream_reset") => Some(ErrorKind::Reset),
+            Details::UpstreamReset => Some(ErrorKind::Reset),
             _ => None,
         }
     } else if grpc_status.is_some_and(|s| s != 0) {
@@ -147,6 +147,32 @@ pub fn classify(
         None
     };
     (class, error)
+}
+
+/// What the `response.code_details` attribute says about who ended a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Details {
+    /// `via_upstream`: the upstream sent this status.
+    ViaUpstream,
+    /// `upstream_reset…`: the upstream connection broke.
+    UpstreamReset,
+    /// Anything else, or no attribute.
+    Other,
+}
+
+impl Details {
+    pub fn of(details: Option<&[u8]>) -> Details {
+        match details {
+            Some(b"via_upstream") => Details::ViaUpstream,
+            Some(d) if d.starts_with(b"upstream_reset") => Details::UpstreamReset,
+            _ => Details::Other,
+        }
+    }
+}
+
+/// Parses a `:status` response header.
+pub fn http_status(value: &[u8]) -> Option<i64> {
+    std::str::from_utf8(value).ok()?.parse().ok()
 }
 
 /// Parses a `grpc-status` value; garbage is treated as UNKNOWN (2), as gRPC
@@ -165,8 +191,8 @@ mod tests {
 
     use super::*;
 
-    fn via(d: &str) -> impl FnOnce() -> Option<Vec<u8>> + '_ {
-        move || Some(d.as_bytes().to_vec())
+    fn via(d: &str) -> impl FnOnce() -> Details + '_ {
+        move || Details::of(Some(d.as_bytes()))
     }
 
     #[test]
@@ -202,14 +228,14 @@ mod tests {
             (CodeClass::C5xx, Some(ErrorKind::Local))
         );
         assert_eq!(
-            classify(500, 0, true, None, || None),
+            classify(500, 0, true, None, || Details::of(None)),
             (CodeClass::C5xx, Some(ErrorKind::Local))
         );
     }
 
     #[test]
     fn timeouts_and_resets_win_over_the_code() {
-        let never = || -> Option<Vec<u8>> { unreachable!("details not needed") };
+        let never = || -> Details { unreachable!("details not needed") };
         assert_eq!(
             classify(504, flags::UPSTREAM_REQUEST_TIMEOUT, true, None, never),
             (CodeClass::C5xx, Some(ErrorKind::Timeout))
@@ -230,18 +256,18 @@ mod tests {
 
     #[test]
     fn a_response_cut_off_mid_body_is_a_reset() {
-        let never = || -> Option<Vec<u8>> { unreachable!("details not needed") };
+        let never = || -> Details { unreachable!("details not needed") };
         assert_eq!(
             classify(200, flags::UPSTREAM_PROTOCOL_ERROR, false, None, never),
             (CodeClass::C2xx, Some(ErrorKind::Reset))
         );
-        let details = || Some(b"upstream_reset_after_response_started{remote_reset}".to_vec());
+        let details = via("upstream_reset_after_response_started{remote_reset}");
         assert_eq!(
             classify(200, 0, false, None, details),
             (CodeClass::C2xx, Some(ErrorKind::Reset))
         );
         // The client went away: not an error.
-        let gone = || Some(b"downstream_remote_disconnect".to_vec());
+        let gone = via("downstream_remote_disconnect");
         assert_eq!(
             classify(200, 0x4000, false, None, gone),
             (CodeClass::C2xx, None)
@@ -251,7 +277,7 @@ mod tests {
 
     #[test]
     fn idle_and_duration_timeouts_are_timeouts() {
-        let never = || -> Option<Vec<u8>> { unreachable!("details not needed") };
+        let never = || -> Details { unreachable!("details not needed") };
         for f in [
             flags::STREAM_IDLE_TIMEOUT,
             flags::UPSTREAM_MAX_STREAM_DURATION_REACHED,

@@ -46,6 +46,7 @@ struct Request {
     flags: Vec<u8>,
     details: Vec<u8>,
     grpc: Vec<u8>,
+    status: Vec<u8>,
     now: u64,
 }
 
@@ -63,6 +64,7 @@ impl Request {
             .prop("response.code", &self.code)
             .prop("response.flags", &self.flags)
             .prop("response.code_details", &self.details);
+        host.response.push((":status".into(), self.status.clone()));
         host.response
             .push(("grpc-status".into(), self.grpc.clone()));
         host.trailers
@@ -98,11 +100,10 @@ mod properties {
 
     use super::*;
     use crate::cohort::{cookie, query_param};
-    use crate::config::Cohort;
     use crate::gates::eval::GateState;
     use crate::gates::shared::{SharedState, VersionState};
     use crate::liveness::Beats;
-    use crate::outcome::{classify, flags, CodeClass, ErrorKind};
+    use crate::outcome::{classify, flags, CodeClass, Details, ErrorKind};
 
     /// Bytes biased towards the characters parsers care about.
     fn client_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
@@ -139,9 +140,10 @@ mod properties {
             client_bytes(9),
             client_bytes(12),
             client_bytes(4),
+            client_bytes(4),
         );
         (headers, props, any::<u64>()).prop_map(
-            |(headers, (source, peer, cluster, code, flags, details, grpc), now)| Request {
+            |(headers, (source, peer, cluster, code, flags, details, grpc, status), now)| Request {
                 headers,
                 source,
                 peer,
@@ -150,6 +152,7 @@ mod properties {
                 flags,
                 details,
                 grpc,
+                status,
                 now: now >> 20,
             },
         )
@@ -298,8 +301,7 @@ mod properties {
             let cohort: Vec<&Vec<u8>> = host.request.iter()
                 .filter(|(k, _)| k == "x-canary-cohort").map(|(_, v)| v).collect();
             prop_assert_eq!(cohort.len(), 1);
-            let labels: Vec<&str> = [Cohort::STABLE, Cohort::CANARY].into_iter()
-                .chain(p.config.cohorts.declared().map(|(c, _)| c))
+            let labels: Vec<&str> = p.config.cohorts.all()
                 .map(|c| p.config.cohort_label(c)).collect();
             prop_assert!(labels.iter().any(|l| l.as_bytes() == cohort[0].as_slice()));
             let again = run(p, &mut vm, &r, end_in_headers);
@@ -328,6 +330,8 @@ mod properties {
             let _ = query_param(&b, "canary");
             let _ = crate::trust::parse_socket_ip(&b);
             let _ = crate::outcome::grpc_status(&b);
+            let _ = crate::outcome::http_status(&b);
+            let _ = crate::outcome::Details::of(Some(&b));
             let _ = crate::property::istio_subset(&b);
             let _ = crate::property::int(&b);
             let _ = crate::hash::bucket(&b, &b);
@@ -387,7 +391,8 @@ mod properties {
         ) {
             let encoded: String = v.iter().map(|b| format!("%{b:02X}")).collect();
             let path = format!("/p?{before}x=1&canary={encoded}&canary=no");
-            prop_assert_eq!(query_param(path.as_bytes(), "canary"), Some(v));
+            let decoded = query_param(path.as_bytes(), "canary").map(|d| d.collect::<Vec<u8>>());
+            prop_assert_eq!(decoded, Some(v));
         }
 
         #[test]
@@ -403,7 +408,10 @@ mod properties {
             details in proptest::option::of(client_bytes(24)),
         ) {
             let mut asked = 0;
-            let (class, error) = classify(code, fl, complete, grpc, || { asked += 1; details.clone() });
+            let (class, error) = classify(code, fl, complete, grpc, || {
+                asked += 1;
+                Details::of(details.as_deref())
+            });
             prop_assert_eq!(class, CodeClass::of(code));
             prop_assert!(asked <= 1);
             if fl & flags::TIMEOUT != 0 {
@@ -470,6 +478,7 @@ fn hostile_requests_from_past_findings_never_panic() {
             flags: vec![],
             details: b"upstream_reset".to_vec(),
             grpc: b"\xff".to_vec(),
+            status: b"20\xff".to_vec(),
             now: 1,
         };
         let host = run(p, &mut Vm::default(), &r, false);

@@ -5,7 +5,7 @@
 //! [`version`](crate::version) on the response, [`outcome::classify`] and
 //! the metrics and gates at the end.
 
-use crate::cohort;
+use crate::cohort::{self, HeaderClaims};
 use crate::config::{Cohort, Config};
 use crate::gates::window::Outcome;
 use crate::gates::Engine;
@@ -14,15 +14,14 @@ use crate::labels::VersionLabels;
 use crate::metrics::{Registry, Sample};
 use crate::outcome;
 use crate::property;
-use crate::trust;
-use crate::version::UNKNOWN;
+use crate::version::{Label, UNKNOWN};
 
 /// What the root context knows once per configuration.
 #[derive(Debug, Clone)]
 pub struct Plugin {
     pub config: Config,
     /// SERVER mode version label: `version.value`, else the pod label, else `unknown`.
-    pub own_version: String,
+    pub own_version: Label,
 }
 
 /// Mutable per-VM state the requests share: defined metrics, the proxy's
@@ -52,12 +51,15 @@ impl Plugin {
     }
 }
 
-/// Per-request state: what was decided at request time and learnt on the way back.
+/// Per-request state: what was decided at request time and learnt on the way
+/// back. Plain values only, so a request allocates nothing.
 #[derive(Debug, Default)]
 pub struct Stream {
     started_ns: Option<u64>,
     cohort: Cohort,
-    version: Option<String>,
+    version: Option<Label>,
+    /// `:status` as the response headers passed this filter.
+    status: Option<i64>,
     grpc_status: Option<u32>,
     /// The response reached its end (headers, body or trailers with end of stream).
     response_complete: bool,
@@ -70,25 +72,15 @@ impl Stream {
     }
 
     /// Decides the cohort, drops untrusted routing headers and writes the
-    /// cohort header. Setting a header makes Envoy pick the route again, so
-    /// VirtualService matches on the cohort header see the new value.
+    /// cohort header.
     pub fn on_request_headers(&mut self, p: &Plugin, vm: &Vm, host: &mut impl Http) {
         let cfg = &p.config;
         let now = host.now_nanos();
         self.started_ns = Some(now);
 
-        // Rule headers, each fetched once.
-        let mut values: Vec<Option<Vec<u8>>> = cfg
-            .cohorts
-            .headers
-            .iter()
-            .map(|h| host.request_header(&h.name))
-            .collect();
-        cfg.trust
-            .strip_untrusted(&cfg.cohorts.headers, host, &mut values);
-        trust::drop_ambiguous(&cfg.cohorts.headers, host, &mut values);
-
-        self.cohort = cohort::choose(cfg, host, &values, now);
+        let read = HeaderClaims::read(&cfg.cohorts, host);
+        let trusted = cfg.trust.screen(&cfg.cohorts.headers, read.sent, host);
+        self.cohort = cohort::choose(cfg, host, read.believed(trusted), now);
         // A withdrawn canary takes no new users: they route to stable, and the
         // response shows the cohort actually used.
         if vm.withdrawn()
@@ -99,37 +91,47 @@ impl Stream {
         {
             self.cohort = Cohort::STABLE;
         }
-        // Replaces whatever the client sent under this name.
+        // Replaces whatever the client sent under this name. Envoy selects the
+        // route again after a Wasm filter changes request headers, so
+        // VirtualService matches on the cohort header see the new value: the
+        // SDK (proxy-wasm 0.2.5) exports ABI 0.2.1, for which Envoy still
+        // clears the route cache on a header change (it stops doing so by
+        // default above 0.2.1). A newer SDK would need the cache cleared
+        // explicitly; the e2e routing tests fail if that is missed.
         host.set_request_header(&cfg.cohort_header, cfg.cohort_label(self.cohort).as_bytes());
     }
 
-    /// Learns the version, and stamps the canary headers. `end_of_stream` says
-    /// the headers end the response: that is the only case where gRPC carries
-    /// its status in headers (a trailers-only response), so a plain response
-    /// costs no extra lookup.
+    /// Learns the status and the version, and stamps the canary headers.
+    /// `end_of_stream` says the headers end the response: that is the only
+    /// case where gRPC carries its status in headers (a trailers-only
+    /// response), so a plain response costs no extra lookup.
     pub fn on_response_headers(&mut self, p: &Plugin, host: &mut impl Http, end_of_stream: bool) {
         self.response_complete |= end_of_stream;
         let cfg = &p.config;
         let rh = &cfg.response_headers;
         let counting = cfg.counts_outcomes();
+        if counting {
+            // The status the client gets, read where it passes by: a header
+            // read is cheaper than the `response.code` property at the end.
+            self.status = host.response_header(":status", |v| v.and_then(outcome::http_status));
+            if end_of_stream {
+                self.grpc_status =
+                    host.response_header("grpc-status", |v| v.map(outcome::grpc_status));
+            }
+        }
         if counting || rh.version.is_some() {
             self.resolve_version(p, host);
         }
-        if counting && end_of_stream {
-            self.grpc_status = host
-                .response_header("grpc-status")
-                .map(|v| outcome::grpc_status(&v));
-        }
         if let (Some(name), Some(v)) = (&rh.version, &self.version) {
-            host.set_response_header(name, v.as_bytes());
+            host.set_response_header(name, v.as_str().as_bytes());
         }
         if let Some(name) = &rh.cohort {
             host.set_response_header(name, cfg.cohort_label(self.cohort).as_bytes());
         }
         if let (Some(name), Some(start)) = (&rh.server_timing, self.started_ns) {
+            let mut buf = [0; SERVER_TIMING_MAX];
             let us = host.now_nanos().saturating_sub(start) / 1000;
-            let value = format!("upstream;dur={}.{:03}", us / 1000, us % 1000);
-            host.add_response_header(name, value.as_bytes());
+            host.add_response_header(name, server_timing(us, &mut buf));
         }
     }
 
@@ -143,15 +145,13 @@ impl Stream {
     pub fn on_response_trailers(&mut self, p: &Plugin, host: &mut impl Http) {
         self.response_complete = true;
         if p.config.counts_outcomes() {
-            if let Some(v) = host.response_trailer("grpc-status") {
-                self.grpc_status = Some(outcome::grpc_status(&v));
+            if let Some(v) = host.response_trailer("grpc-status", |v| v.map(outcome::grpc_status)) {
+                self.grpc_status = Some(v);
             }
         }
     }
 
-    /// End of stream: classify the outcome and count it, under a version
-    /// label the proxy admits (`store` is read only for a version this VM
-    /// has not met).
+    /// End of stream: classify the outcome and count it.
     pub fn on_log(
         &mut self,
         p: &Plugin,
@@ -168,12 +168,13 @@ impl Stream {
             return;
         };
         self.resolve_version(p, host);
-        let int = |path: &[&str]| {
-            host.property(path)
-                .and_then(|b| property::int(&b))
-                .unwrap_or(0)
+        let int = |path: &[&str]| host.property(path, |b| b.and_then(property::int).unwrap_or(0));
+        // No response headers passed this filter (the client left, or a
+        // reply bypassed it): ask Envoy what, if anything, was sent.
+        let code = match self.status {
+            Some(code) => code,
+            None => int(&["response", "code"]),
         };
-        let code = int(&["response", "code"]);
         // A response that ended normally below 500 carries no reset or
         // timeout: skip the flags lookup on the common path. (This also keeps
         // a request that succeeded on retry from counting as a reset.)
@@ -187,13 +188,15 @@ impl Stream {
             flags,
             self.response_complete,
             self.grpc_status,
-            || host.property(&["response", "code_details"]),
+            || host.property(&["response", "code_details"], outcome::Details::of),
         );
         let now = host.now_nanos();
         let duration_us = now.saturating_sub(start) / 1000;
+        // Under a label the proxy admits: `store` is read only for a version
+        // this VM has not met while the proxy's list still has room.
         let version = vm
             .labels
-            .admit(store, self.version.as_deref().unwrap_or(UNKNOWN));
+            .admit(store, self.version.as_ref().map_or(UNKNOWN, Label::as_str));
         if cfg.metrics_enabled {
             let sample = Sample {
                 version,
@@ -216,9 +219,41 @@ impl Stream {
 
     fn resolve_version(&mut self, p: &Plugin, host: &impl Http) {
         if self.version.is_none() {
-            self.version = Some(p.config.version.resolve(&p.own_version, host));
+            self.version = Some(p.config.version.resolve(p.own_version, host));
         }
     }
+}
+
+/// Room for `upstream;dur=` and the largest `u64` of microseconds as milliseconds.
+const SERVER_TIMING_MAX: usize = 40;
+
+/// `upstream;dur=<ms>.<µs, 3 digits>`, written into `buf` by hand: no
+/// allocation and no formatting machinery on the response path.
+fn server_timing(us: u64, buf: &mut [u8; SERVER_TIMING_MAX]) -> &[u8] {
+    const PREFIX: &[u8] = b"upstream;dur=";
+    buf[..PREFIX.len()].copy_from_slice(PREFIX);
+    let mut digits = [0u8; 20];
+    let mut n = us / 1000;
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut end = PREFIX.len();
+    for d in digits[..len].iter().rev() {
+        buf[end] = *d;
+        end += 1;
+    }
+    let frac = us % 1000;
+    buf[end] = b'.';
+    buf[end + 1] = b'0' + (frac / 100) as u8;
+    buf[end + 2] = b'0' + (frac / 10 % 10) as u8;
+    buf[end + 3] = b'0' + (frac % 10) as u8;
+    &buf[..end + 4]
 }
 
 #[cfg(test)]
@@ -399,6 +434,171 @@ mod tests {
         assert_eq!(cohort_of(&p, &[("cookie", b"a=b")]).0, "stable");
     }
 
+    fn finish(p: &Plugin, host: &mut FakeHost, vm: &mut Vm, m: &mut FakeMetrics) {
+        let mut s = Stream::default();
+        host.now.set(1_000_000);
+        s.on_request_headers(p, vm, host);
+        host.now.set(3_500_000);
+        let headers_only =
+            host.trailers.is_empty() && host.response.iter().any(|(k, _)| k == "grpc-status");
+        s.on_response_headers(p, host, headers_only);
+        if !host.trailers.is_empty() {
+            s.on_response_trailers(p, host);
+        } else if !headers_only {
+            s.on_response_body(true);
+        }
+        host.now.set(4_000_000);
+        s.on_log(p, vm, m, host, &mut FakeStore::default());
+    }
+
+    #[test]
+    fn client_mode_reads_the_version_from_the_routed_subset_and_stamps_headers() {
+        let p = plugin("");
+        let mut host = FakeHost::with_request(&[("beta-user", b"true")])
+            .prop_int("xds.listener_direction", 2)
+            .prop(
+                "xds.cluster_name",
+                b"outbound|9080|v2|reviews.default.svc.cluster.local",
+            )
+            .status(200);
+        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
+        finish(&p, &mut host, &mut reg, &mut m);
+        assert_eq!(host.resp_all("x-canary-version"), vec!["v2"]);
+        assert_eq!(host.resp_all("x-canary-cohort"), vec!["beta"]);
+        assert_eq!(host.resp_all("server-timing"), vec!["upstream;dur=2.500"]);
+        assert_eq!(m.counter("canary_version=.=v2;.;canary_cohort=.=beta;.;canary_code_class=.=2xx;.;canary_requests_total"), 1);
+        assert_eq!(
+            m.histogram(
+                "canary_version=.=v2;.;canary_cohort=.=beta;.;canary_request_duration_microseconds"
+            ),
+            vec![3000]
+        );
+    }
+
+    #[test]
+    fn server_mode_reports_the_workloads_own_version() {
+        let p = plugin("");
+        let mut host = FakeHost::with_request(&[])
+            .prop("xds.cluster_name", b"inbound|9080||")
+            .status(200);
+        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
+        finish(&p, &mut host, &mut reg, &mut m);
+        assert_eq!(host.resp_all("x-canary-version"), vec!["v9"]);
+        let p = plugin(r#"{"version": {"value": "v3"}}"#);
+        assert_eq!(p.own_version, "v3");
+        assert_eq!(Plugin::new(Config::default(), None).own_version, "unknown");
+    }
+
+    #[test]
+    fn versions_outside_the_known_list_are_reported_as_other() {
+        let p = plugin(r#"{"version": {"known": ["v1", "v2"], "direction": "client"}}"#);
+        let mut host = FakeHost::with_request(&[])
+            .prop("xds.cluster_name", b"outbound|80|v7|reviews")
+            .status(200);
+        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
+        finish(&p, &mut host, &mut reg, &mut m);
+        assert_eq!(host.resp_all("x-canary-version"), vec!["other"]);
+        assert_eq!(p.config.version.label(b"\xff"), "other");
+        assert_eq!(Config::default().version.label(b"v1;.;x"), "other");
+    }
+
+    #[test]
+    fn response_headers_can_be_renamed_or_turned_off() {
+        let p = plugin(
+            r#"{"responseHeaders": {"version": "x-v", "cohort": false, "serverTiming": false}}"#,
+        );
+        let mut host = FakeHost::with_request(&[])
+            .prop("xds.cluster_name", b"outbound|80|v1|reviews")
+            .status(200);
+        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
+        finish(&p, &mut host, &mut reg, &mut m);
+        assert_eq!(host.resp_all("x-v"), vec!["v1"]);
+        assert!(host.resp_all("x-canary-cohort").is_empty());
+        assert!(host.resp_all("server-timing").is_empty());
+    }
+
+    #[test]
+    fn a_grpc_error_in_trailers_counts_as_an_error() {
+        let p = plugin("");
+        let mut host = FakeHost::with_request(&[])
+            .prop("xds.cluster_name", b"outbound|80|v2|reviews")
+            .status(200);
+        host.response
+            .push(("content-type".into(), b"application/grpc".to_vec()));
+        host.trailers.push(("grpc-status".into(), b"14".to_vec()));
+        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
+        finish(&p, &mut host, &mut reg, &mut m);
+        assert_eq!(m.sum("canary_errors_total", "canary_error_kind=.=grpc"), 1);
+    }
+
+    #[test]
+    fn a_trailers_only_grpc_error_counts_as_an_error() {
+        let p = plugin("");
+        let mut host = FakeHost::with_request(&[]).status(200);
+        host.response.push(("grpc-status".into(), b"13".to_vec()));
+        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
+        finish(&p, &mut host, &mut reg, &mut m);
+        assert_eq!(m.sum("canary_errors_total", "canary_error_kind=.=grpc"), 1);
+    }
+
+    #[test]
+    fn a_grpc_status_header_before_a_body_is_not_read() {
+        let p = plugin("");
+        let mut host = FakeHost::with_request(&[]).status(200);
+        host.response.push(("grpc-status".into(), b"13".to_vec()));
+        let mut s = Stream::default();
+        s.on_request_headers(&p, &Vm::default(), &mut host);
+        s.on_response_headers(&p, &mut host, false);
+        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
+        s.on_log(&p, &mut reg, &mut m, &mut host, &mut FakeStore::default());
+        assert_eq!(m.sum("canary_errors_total", ""), 0);
+        assert_eq!(
+            m.sum("canary_requests_total", "canary_version=.=unknown"),
+            1
+        );
+    }
+
+    #[test]
+    fn auto_mode_asks_the_listener_only_for_non_istio_cluster_names() {
+        let p = plugin("");
+        let mut host = FakeHost::with_request(&[])
+            .prop_int("xds.listener_direction", 1)
+            .prop("xds.cluster_name", b"local_app")
+            .status(200);
+        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
+        finish(&p, &mut host, &mut reg, &mut m);
+        assert_eq!(host.resp_all("x-canary-version"), vec!["v9"]);
+        let p = plugin(r#"{"version": {"direction": "client"}}"#);
+        let mut host = FakeHost::with_request(&[]).prop("xds.cluster_name", b"inbound|9080||");
+        finish(&p, &mut host, &mut reg, &mut m);
+        assert_eq!(host.resp_all("x-canary-version"), vec!["unknown"]);
+    }
+
+    #[test]
+    fn an_upstream_503_counts_once_as_5xx() {
+        let p = plugin("");
+        let mut host = FakeHost::with_request(&[])
+            .prop("xds.cluster_name", b"outbound|80|v3|reviews")
+            .status(503)
+            .prop("response.code_details", b"via_upstream");
+        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
+        finish(&p, &mut host, &mut reg, &mut m);
+        assert_eq!(m.counter("canary_version=.=v3;.;canary_cohort=.=stable;.;canary_error_kind=.=5xx;.;canary_errors_total"), 1);
+        assert_eq!(m.sum("canary_errors_total", ""), 1);
+    }
+
+    #[test]
+    fn metrics_off_means_no_metric_hostcalls() {
+        let p = plugin(
+            r#"{"metrics": {"enabled": false}, "responseHeaders": {"version": false, "cohort": false, "serverTiming": false}}"#,
+        );
+        let mut host = FakeHost::with_request(&[]);
+        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
+        finish(&p, &mut host, &mut reg, &mut m);
+        assert_eq!(m.defines, 0);
+        assert!(host.properties.is_empty());
+    }
+
     #[test]
     fn cookies_on_any_line_count() {
         let p = plugin(
@@ -432,185 +632,68 @@ mod tests {
         Stream::default().on_request_headers(&p, &Vm::default(), &mut host);
         // now + two rule headers + all lines of user-type + set cohort.
         assert_eq!(host.calls.get(), 5);
+        assert_eq!(host.properties_read.take(), ["request.headers.user-type"]);
     }
 
-    fn finish(p: &Plugin, host: &mut FakeHost, vm: &mut Vm, m: &mut FakeMetrics) {
-        let mut s = Stream::default();
-        host.now.set(1_000_000);
-        s.on_request_headers(p, vm, host);
-        host.now.set(3_500_000);
-        let headers_only =
-            host.trailers.is_empty() && host.response.iter().any(|(k, _)| k == "grpc-status");
-        s.on_response_headers(p, host, headers_only);
-        if !host.trailers.is_empty() {
-            s.on_response_trailers(p, host);
-        } else if !headers_only {
-            s.on_response_body(true);
-        }
-        host.now.set(4_000_000);
-        s.on_log(p, vm, m, host, &mut FakeStore::default());
-    }
-
-    #[test]
-    fn client_mode_reads_the_version_from_the_routed_subset_and_stamps_headers() {
-        let p = plugin("");
-        let mut host = FakeHost::with_request(&[("beta-user", b"true")])
+    /// Hostcalls of one plain 200 through `config`, and the properties read.
+    fn budget(config: &str) -> (usize, Vec<String>, FakeMetrics) {
+        let p = plugin(config);
+        let mut host = FakeHost::with_request(&[("x-user-id", b"u1")])
             .prop_int("xds.listener_direction", 2)
-            .prop(
-                "xds.cluster_name",
-                b"outbound|9080|v2|reviews.default.svc.cluster.local",
-            )
-            .prop_int("response.code", 200);
-        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
-        finish(&p, &mut host, &mut reg, &mut m);
-        assert_eq!(host.resp_all("x-canary-version"), vec!["v2"]);
-        assert_eq!(host.resp_all("x-canary-cohort"), vec!["beta"]);
-        assert_eq!(host.resp_all("server-timing"), vec!["upstream;dur=2.500"]);
-        assert_eq!(m.counter("canary_version=.=v2;.;canary_cohort=.=beta;.;canary_code_class=.=2xx;.;canary_requests_total"), 1);
-        assert_eq!(
-            m.histogram(
-                "canary_version=.=v2;.;canary_cohort=.=beta;.;canary_request_duration_microseconds"
-            ),
-            vec![3000]
-        );
-    }
-
-    #[test]
-    fn server_mode_reports_the_workloads_own_version() {
-        let p = plugin("");
-        let mut host = FakeHost::with_request(&[])
-            .prop("xds.cluster_name", b"inbound|9080||")
-            .prop_int("response.code", 200);
-        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
-        finish(&p, &mut host, &mut reg, &mut m);
-        assert_eq!(host.resp_all("x-canary-version"), vec!["v9"]);
-        let p = plugin(r#"{"version": {"value": "v3"}}"#);
-        assert_eq!(p.own_version, "v3");
-        assert_eq!(Plugin::new(Config::default(), None).own_version, "unknown");
-    }
-
-    #[test]
-    fn versions_outside_the_known_list_are_reported_as_other() {
-        let p = plugin(r#"{"version": {"known": ["v1", "v2"], "direction": "client"}}"#);
-        let mut host = FakeHost::with_request(&[])
-            .prop("xds.cluster_name", b"outbound|80|v7|reviews")
-            .prop_int("response.code", 200);
-        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
-        finish(&p, &mut host, &mut reg, &mut m);
-        assert_eq!(host.resp_all("x-canary-version"), vec!["other"]);
-        assert_eq!(p.config.version.label(b"\xff"), "other");
-        assert_eq!(Config::default().version.label(b"v1;.;x"), "other");
-    }
-
-    #[test]
-    fn response_headers_can_be_renamed_or_turned_off() {
-        let p = plugin(
-            r#"{"responseHeaders": {"version": "x-v", "cohort": false, "serverTiming": false}}"#,
-        );
-        let mut host = FakeHost::with_request(&[])
             .prop("xds.cluster_name", b"outbound|80|v1|reviews")
-            .prop_int("response.code", 200);
-        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
-        finish(&p, &mut host, &mut reg, &mut m);
-        assert_eq!(host.resp_all("x-v"), vec!["v1"]);
-        assert!(host.resp_all("x-canary-cohort").is_empty());
-        assert!(host.resp_all("server-timing").is_empty());
-    }
-
-    #[test]
-    fn a_grpc_error_in_trailers_counts_as_an_error() {
-        let p = plugin("");
-        let mut host = FakeHost::with_request(&[])
-            .prop("xds.cluster_name", b"outbound|80|v2|reviews")
-            .prop_int("response.code", 200);
-        host.response
-            .push(("content-type".into(), b"application/grpc".to_vec()));
-        host.trailers.push(("grpc-status".into(), b"14".to_vec()));
-        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
-        finish(&p, &mut host, &mut reg, &mut m);
-        assert_eq!(m.sum("canary_errors_total", "canary_error_kind=.=grpc"), 1);
-    }
-
-    #[test]
-    fn a_trailers_only_grpc_error_counts_as_an_error() {
-        let p = plugin("");
-        let mut host = FakeHost::with_request(&[]).prop_int("response.code", 200);
-        host.response.push(("grpc-status".into(), b"13".to_vec()));
-        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
-        finish(&p, &mut host, &mut reg, &mut m);
-        assert_eq!(m.sum("canary_errors_total", "canary_error_kind=.=grpc"), 1);
-    }
-
-    #[test]
-    fn a_grpc_status_header_before_a_body_is_not_read() {
-        let p = plugin("");
-        let mut host = FakeHost::with_request(&[]).prop_int("response.code", 200);
-        host.response.push(("grpc-status".into(), b"13".to_vec()));
-        let mut s = Stream::default();
-        s.on_request_headers(&p, &Vm::default(), &mut host);
-        s.on_response_headers(&p, &mut host, false);
-        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
-        s.on_log(&p, &mut reg, &mut m, &mut host, &mut FakeStore::default());
-        assert_eq!(m.sum("canary_errors_total", ""), 0);
-        assert_eq!(
-            m.sum("canary_requests_total", "canary_version=.=unknown"),
-            1
-        );
-    }
-
-    #[test]
-    fn auto_mode_asks_the_listener_only_for_non_istio_cluster_names() {
-        let p = plugin("");
-        let mut host = FakeHost::with_request(&[])
-            .prop_int("xds.listener_direction", 1)
-            .prop("xds.cluster_name", b"local_app")
-            .prop_int("response.code", 200);
-        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
-        finish(&p, &mut host, &mut reg, &mut m);
-        assert_eq!(host.resp_all("x-canary-version"), vec!["v9"]);
-        let p = plugin(r#"{"version": {"direction": "client"}}"#);
-        let mut host = FakeHost::with_request(&[]).prop("xds.cluster_name", b"inbound|9080||");
-        finish(&p, &mut host, &mut reg, &mut m);
-        assert_eq!(host.resp_all("x-canary-version"), vec!["unknown"]);
-    }
-
-    #[test]
-    fn an_upstream_503_counts_once_as_5xx() {
-        let p = plugin("");
-        let mut host = FakeHost::with_request(&[])
-            .prop("xds.cluster_name", b"outbound|80|v3|reviews")
-            .prop_int("response.code", 503)
-            .prop("response.code_details", b"via_upstream");
-        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
-        finish(&p, &mut host, &mut reg, &mut m);
-        assert_eq!(m.counter("canary_version=.=v3;.;canary_cohort=.=stable;.;canary_error_kind=.=5xx;.;canary_errors_total"), 1);
-        assert_eq!(m.sum("canary_errors_total", ""), 1);
-    }
-
-    #[test]
-    fn metrics_off_means_no_metric_hostcalls() {
-        let p = plugin(
-            r#"{"metrics": {"enabled": false}, "responseHeaders": {"version": false, "cohort": false, "serverTiming": false}}"#,
-        );
-        let mut host = FakeHost::with_request(&[]);
-        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
-        finish(&p, &mut host, &mut reg, &mut m);
-        assert_eq!(m.defines, 0);
-        assert!(host.properties.is_empty());
+            .status(200);
+        let mut vm = Vm {
+            engine: p.config.gates.as_ref().map(|_| Engine::new("k", 1)),
+            ..Vm::default()
+        };
+        let mut m = FakeMetrics::default();
+        finish(&p, &mut host, &mut vm, &mut m);
+        let read = host.properties_read.take();
+        (host.calls.get(), read, m)
     }
 
     #[test]
     fn the_default_config_stays_within_a_small_hostcall_budget() {
+        // request: now, 2 rule headers, set cohort; response: :status,
+        // cluster name, 3 header writes, now; log: now. A completed 2xx needs
+        // neither the code nor the flags property.
+        let (calls, read, m) = budget("");
+        assert_eq!(calls, 11);
+        assert_eq!(read, ["xds.cluster_name"]);
+        // One counter and one histogram sample.
+        assert_eq!(m.counters.values().sum::<u64>(), 1);
+        assert_eq!(m.records.values().map(Vec::len).sum::<usize>(), 1);
+    }
+
+    #[test]
+    fn the_shipped_config_costs_the_same_hostcalls_as_the_default() {
+        let shipped = include_str!("../../../manifests/module/plugin-config.json");
+        let (calls, read, _) = budget(shipped);
+        assert_eq!(calls, 11);
+        assert_eq!(read, ["xds.cluster_name"]);
+    }
+
+    #[test]
+    fn a_response_that_never_passed_the_filter_takes_its_code_from_envoy() {
         let p = plugin("");
         let mut host = FakeHost::with_request(&[])
-            .prop_int("xds.listener_direction", 2)
-            .prop("xds.cluster_name", b"outbound|80|v1|reviews")
-            .prop_int("response.code", 200);
-        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
-        finish(&p, &mut host, &mut reg, &mut m);
-        // request: now, 2 headers, set; response: cluster, 3 header writes + now;
-        // log: code, now (a completed 2xx needs no flags lookup).
-        assert_eq!(host.calls.get(), 11);
+            .prop_int("response.code", 503)
+            .prop("response.code_details", b"via_upstream");
+        let (mut vm, mut m) = (Vm::default(), FakeMetrics::default());
+        let mut s = Stream::default();
+        s.on_request_headers(&p, &vm, &mut host);
+        s.on_log(&p, &mut vm, &mut m, &mut host, &mut FakeStore::default());
+        assert_eq!(m.sum("canary_errors_total", "canary_error_kind=.=5xx"), 1);
+    }
+
+    #[test]
+    fn server_timing_is_milliseconds_with_three_decimals() {
+        let mut buf = [0; SERVER_TIMING_MAX];
+        assert_eq!(server_timing(0, &mut buf), b"upstream;dur=0.000");
+        assert_eq!(server_timing(2_500, &mut buf), b"upstream;dur=2.500");
+        assert_eq!(server_timing(1_234_007, &mut buf), b"upstream;dur=1234.007");
+        let max = format!("upstream;dur={}.{:03}", u64::MAX / 1000, u64::MAX % 1000);
+        assert_eq!(server_timing(u64::MAX, &mut buf), max.as_bytes());
     }
 
     #[test]
@@ -618,7 +701,7 @@ mod tests {
         let p = plugin("");
         let mut host = FakeHost::with_request(&[])
             .prop("xds.cluster_name", b"outbound|80|v2|reviews")
-            .prop_int("response.code", 200)
+            .status(200)
             .prop_int(
                 "response.flags",
                 crate::outcome::flags::UPSTREAM_REMOTE_RESET,

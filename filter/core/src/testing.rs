@@ -1,7 +1,7 @@
 //! Test doubles for the host traits: an in-memory request/response and a
 //! metrics sink that remembers names, so tests read like Envoy's `/stats`.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use crate::host::{Http, MetricKind, Metrics, SharedStore};
@@ -15,10 +15,14 @@ pub struct FakeHost {
     pub now: Cell<u64>,
     /// Hostcalls made, to keep the hot path honest.
     pub calls: Cell<usize>,
+    /// The properties read, in order: the dearest hostcalls.
+    pub properties_read: RefCell<Vec<String>>,
 }
 
-fn get(list: &[(String, Vec<u8>)], name: &str) -> Option<Vec<u8>> {
-    list.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+fn get<'a>(list: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+    list.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_slice())
 }
 
 impl FakeHost {
@@ -41,8 +45,16 @@ impl FakeHost {
         self.prop(path, &value.to_le_bytes())
     }
 
+    /// A response with this status, as Envoy shows it: the `:status`
+    /// response header and the `response.code` attribute.
+    pub fn status(mut self, code: i64) -> Self {
+        self.response
+            .push((":status".into(), code.to_string().into_bytes()));
+        self.prop_int("response.code", code)
+    }
+
     pub fn req(&self, name: &str) -> Option<String> {
-        get(&self.request, name).map(|v| String::from_utf8_lossy(&v).into_owned())
+        get(&self.request, name).map(|v| String::from_utf8_lossy(v).into_owned())
     }
 
     pub fn resp_all(&self, name: &str) -> Vec<String> {
@@ -59,9 +71,9 @@ impl FakeHost {
 }
 
 impl Http for FakeHost {
-    fn request_header(&self, name: &str) -> Option<Vec<u8>> {
+    fn request_header<R>(&self, name: &str, read: impl FnOnce(Option<&[u8]>) -> R) -> R {
         self.tick();
-        get(&self.request, name)
+        read(get(&self.request, name))
     }
     fn set_request_header(&mut self, name: &str, value: &[u8]) {
         self.tick();
@@ -72,9 +84,9 @@ impl Http for FakeHost {
         self.tick();
         self.request.retain(|(k, _)| k != name);
     }
-    fn response_header(&self, name: &str) -> Option<Vec<u8>> {
+    fn response_header<R>(&self, name: &str, read: impl FnOnce(Option<&[u8]>) -> R) -> R {
         self.tick();
-        get(&self.response, name)
+        read(get(&self.response, name))
     }
     fn set_response_header(&mut self, name: &str, value: &[u8]) {
         self.tick();
@@ -85,12 +97,14 @@ impl Http for FakeHost {
         self.tick();
         self.response.push((name.to_string(), value.to_vec()));
     }
-    fn response_trailer(&self, name: &str) -> Option<Vec<u8>> {
+    fn response_trailer<R>(&self, name: &str, read: impl FnOnce(Option<&[u8]>) -> R) -> R {
         self.tick();
-        get(&self.trailers, name)
+        read(get(&self.trailers, name))
     }
-    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+    fn property<R>(&self, path: &[&str], read: impl FnOnce(Option<&[u8]>) -> R) -> R {
         self.tick();
+        let path_text = path.join(".");
+        self.properties_read.borrow_mut().push(path_text.clone());
         if let ["request", "headers", name] = path {
             // Envoy joins every line of a request header with `,`.
             let lines: Vec<&[u8]> = self
@@ -99,9 +113,10 @@ impl Http for FakeHost {
                 .filter(|(k, _)| k == name)
                 .map(|(_, v)| v.as_slice())
                 .collect();
-            return (!lines.is_empty()).then(|| lines.join(&b","[..]));
+            let joined = (!lines.is_empty()).then(|| lines.join(&b","[..]));
+            return read(joined.as_deref());
         }
-        self.properties.get(&path.join(".")).cloned()
+        read(self.properties.get(&path_text).map(Vec::as_slice))
     }
     fn now_nanos(&self) -> u64 {
         self.tick();

@@ -32,81 +32,72 @@ impl Trust {
         if self.trusts_everyone() {
             return true;
         }
-        if !self.source_cidrs.is_empty() {
-            if let Some(ip) = host
-                .property(&["source", "address"])
-                .and_then(|a| parse_socket_ip(&a))
-            {
-                if self.source_cidrs.iter().any(|c| c.contains(ip)) {
-                    return true;
+        let from_network = !self.source_cidrs.is_empty()
+            && host.property(&["source", "address"], |a| {
+                a.and_then(parse_socket_ip)
+                    .is_some_and(|ip| self.source_cidrs.iter().any(|c| c.contains(ip)))
+            });
+        from_network
+            || (!self.peer_principals.is_empty()
+                && host.property(&["connection", "uri_san_peer_certificate"], |san| {
+                    san.is_some_and(|san| self.peer_principals.iter().any(|p| p.matches(san)))
+                }))
+    }
+
+    /// Screens the routing headers of one request and says whether the rules
+    /// may believe them. `sent` has bit `i` set when `rules[i]` was present
+    /// (indices from 64 on count as sent). The sender is looked at only when
+    /// a routing header was actually sent; an untrusted sender's routing
+    /// headers, including those no rule reads, are removed from the request.
+    pub fn screen(&self, rules: &[RuleHeader], sent: u64, host: &mut impl Http) -> bool {
+        if self.trusts_everyone() {
+            return true;
+        }
+        let was_sent = |mask: u64, i: usize| i >= 64 || mask & (1 << i) != 0;
+        let guarded_sent = rules
+            .iter()
+            .enumerate()
+            .any(|(i, r)| r.guarded && was_sent(sent, i));
+        // Routing headers no rule reads must still be stripped from untrusted callers.
+        let (mut extra_sent, mut any_extra) = (0u64, false);
+        for (i, h) in self.routing_headers.iter().enumerate() {
+            if !rules.iter().any(|r| r.name == *h) && host.request_header(h, |v| v.is_some()) {
+                any_extra = true;
+                if i < 64 {
+                    extra_sent |= 1 << i;
                 }
             }
         }
-        if !self.peer_principals.is_empty() {
-            if let Some(san) = host.property(&["connection", "uri_san_peer_certificate"]) {
-                if self.peer_principals.iter().any(|p| p.matches(&san)) {
-                    return true;
-                }
+        if (!guarded_sent && !any_extra) || self.admits(host) {
+            return true;
+        }
+        for (i, rule) in rules.iter().enumerate() {
+            if rule.guarded && was_sent(sent, i) {
+                host.remove_request_header(&rule.name);
+            }
+        }
+        for (i, h) in self.routing_headers.iter().enumerate() {
+            if !rules.iter().any(|r| r.name == *h) && was_sent(extra_sent, i) {
+                host.remove_request_header(h);
             }
         }
         false
     }
-
-    /// Removes the routing headers of an untrusted request, from the proxy and
-    /// from `values` (the rule headers already read, parallel to `rules`).
-    /// The sender is only looked at when a routing header was actually sent.
-    pub fn strip_untrusted(
-        &self,
-        rules: &[RuleHeader],
-        host: &mut impl Http,
-        values: &mut [Option<Vec<u8>>],
-    ) {
-        if self.trusts_everyone() {
-            return;
-        }
-        // Routing headers no rule reads must still be stripped from untrusted callers.
-        let extra: Vec<&HeaderName> = self
-            .routing_headers
-            .iter()
-            .filter(|h| !rules.iter().any(|r| r.name == **h))
-            .filter(|h| host.request_header(h).is_some())
-            .collect();
-        let guarded_present = values
-            .iter()
-            .zip(rules)
-            .any(|(v, r)| r.guarded && v.is_some());
-        if (!guarded_present && extra.is_empty()) || self.admits(host) {
-            return;
-        }
-        for (rule, value) in rules.iter().zip(values.iter_mut()) {
-            if rule.guarded && value.take().is_some() {
-                host.remove_request_header(&rule.name);
-            }
-        }
-        for name in extra {
-            host.remove_request_header(name);
-        }
-    }
 }
 
-/// A rule header sent on more than one line counts only when every line says
-/// the same; otherwise it counts as absent, so no rule matches on it. The
+/// The value a present rule header counts with, given its `first` line: a
+/// header sent on more than one line counts only when every line says the
+/// same; otherwise it counts as absent, so no rule matches on it. The
 /// single-value lookup returns the first line, and when a proxy in front
 /// appends its own value to one the client sent, the first line is the
-/// client's: believing it would let the client pick its cohort. Only a header
-/// that is present costs a lookup: Envoy's `request.headers.<name>` attribute,
-/// which joins all lines with `,`.
-pub fn drop_ambiguous(rules: &[RuleHeader], host: &impl Http, values: &mut [Option<Vec<u8>>]) {
-    for (rule, value) in rules.iter().zip(values.iter_mut()) {
-        let Some(first) = value.as_deref() else {
-            continue;
-        };
-        if let Some(joined) = host.property(&["request", "headers", &rule.name]) {
-            if !lines_all_equal(first, &joined) {
-                *value = None;
-            }
-        }
-    }
+/// client's: believing it would let the client pick its cohort. This costs
+/// one lookup, made only for a header that is present: Envoy's
+/// `request.headers.<name>` attribute, which joins all lines with `,`.
+pub fn agreed<'a>(host: &impl Http, name: &str, first: &'a [u8]) -> Option<&'a [u8]> {
+    host.property(&["request", "headers", name], |joined| match joined {
+        Some(all) if !lines_all_equal(first, all) => None,
+        _ => Some(first),
+    })
 }
 
 /// Whether `joined` (lines joined with `,`) is `first` once or repeated.

@@ -3,10 +3,9 @@
 //! numbering (stable, canary, then the declared cohorts) lives here and
 //! nowhere else.
 
-use std::collections::HashSet;
-
-use super::error::{is_cohort_name, ConfigError, HeaderName};
+use super::error::{is_cohort_name, ConfigError, HeaderName, Quoted};
 use super::raw::{MissingKey, RawCohort, RawMatch, RawSticky};
+use crate::decimal::short;
 
 /// Cohort label of requests no rule and no sticky bucket claimed.
 pub const STABLE: &str = "stable";
@@ -25,7 +24,7 @@ impl Cohort {
     pub const CANARY: Cohort = Cohort(1);
 
     /// The cohort of `rules[rule]`.
-    fn declared(rule: usize) -> Cohort {
+    pub(crate) fn declared(rule: usize) -> Cohort {
         Cohort(u8::try_from(rule + 2).unwrap_or(u8::MAX))
     }
 
@@ -119,14 +118,6 @@ impl Cohorts {
         self.rules.len() + 2
     }
 
-    /// The declared cohorts with their ids, in match order.
-    pub fn declared(&self) -> impl Iterator<Item = (Cohort, &CohortRule)> {
-        self.rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (Cohort::declared(i), r))
-    }
-
     /// The workshop module's Exercise 5 rules, used when `cohorts` is absent.
     pub(crate) fn module_defaults() -> Vec<RawCohort> {
         let rule = |name: &str, header: &str, value: &str| RawCohort {
@@ -170,25 +161,27 @@ impl TryFrom<Vec<RawCohort>> for Cohorts {
             rules: Vec::with_capacity(raw.len()),
             headers: vec![],
         };
-        let mut seen = HashSet::new();
         for (i, rc) in raw.into_iter().enumerate() {
             let field = format!("cohorts[{i}].name");
             if !is_cohort_name(&rc.name) {
                 return Err(ConfigError::invalid(
                     field,
-                    format!("{:?} must be 1-32 characters of a-z, 0-9, '-' or '_', starting with a letter or digit", rc.name),
+                    format!("{} must be 1-32 characters of a-z, 0-9, '-' or '_', starting with a letter or digit", Quoted(&rc.name)),
                 ));
             }
             if rc.name == STABLE || rc.name == CANARY {
                 return Err(ConfigError::invalid(
                     field,
-                    format!("{:?} is reserved for requests no rule claims", rc.name),
+                    format!(
+                        "{} is reserved for requests no rule claims",
+                        Quoted(&rc.name)
+                    ),
                 ));
             }
-            if !seen.insert(rc.name.clone()) {
+            if cohorts.rules.iter().any(|r| r.name == rc.name) {
                 return Err(ConfigError::invalid(
                     field,
-                    format!("duplicate cohort {:?}", rc.name),
+                    format!("duplicate cohort {}", Quoted(&rc.name)),
                 ));
             }
             if rc.matches.is_empty() {
@@ -293,14 +286,14 @@ impl TryFrom<RawSticky> for Sticky {
             if !p.is_finite() || !(0.0..=100.0).contains(&p) {
                 return Err(ConfigError::invalid(
                     "sticky.percent",
-                    format!("{p} is outside 0-100"),
+                    format!("{} is outside 0-100", short(p)),
                 ));
             }
             let bp = (p * 100.0).round();
             if (bp - p * 100.0).abs() > 1e-6 {
                 return Err(ConfigError::invalid(
                     "sticky.percent",
-                    format!("{p} is finer than the 0.01 % bucket size"),
+                    format!("{} is finer than the 0.01 % bucket size", short(p)),
                 ));
             }
             // In range 0..=10000 by the checks above.

@@ -1,5 +1,7 @@
 //! Durations as operators write them in config: `500ms`, `10s`, `5m`, `1h`, `1h30m`.
 
+use super::error::Quoted;
+
 /// Parses a duration into milliseconds. At least one `<number><unit>` group;
 /// units `ms`, `s`, `m`, `h`; numbers are whole.
 pub fn parse_ms(s: &str) -> Result<u64, String> {
@@ -11,11 +13,14 @@ pub fn parse_ms(s: &str) -> Result<u64, String> {
     while !rest.is_empty() {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
-            return Err(format!("{s:?} is not a duration like 500ms, 10s, 5m or 1h"));
+            return Err(format!(
+                "{} is not a duration like 500ms, 10s, 5m or 1h",
+                Quoted(s)
+            ));
         }
         let n: u64 = rest[..digits]
             .parse()
-            .map_err(|_| format!("{s:?}: number too large"))?;
+            .map_err(|_| format!("{}: number too large", Quoted(s)))?;
         rest = &rest[digits..];
         let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
         let factor = match &rest[..unit_len] {
@@ -23,14 +28,20 @@ pub fn parse_ms(s: &str) -> Result<u64, String> {
             "s" => 1_000,
             "m" => 60_000,
             "h" => 3_600_000,
-            "" => return Err(format!("{s:?}: a unit (ms, s, m, h) is missing")),
-            u => return Err(format!("{s:?}: unknown unit {u:?} (use ms, s, m or h)")),
+            "" => return Err(format!("{}: a unit (ms, s, m, h) is missing", Quoted(s))),
+            u => {
+                return Err(format!(
+                    "{}: unknown unit {} (use ms, s, m or h)",
+                    Quoted(s),
+                    Quoted(u)
+                ))
+            }
         };
         rest = &rest[unit_len..];
         total = n
             .checked_mul(factor)
             .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| format!("{s:?}: too long"))?;
+            .ok_or_else(|| format!("{}: too long", Quoted(s)))?;
     }
     Ok(total)
 }

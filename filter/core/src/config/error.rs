@@ -30,6 +30,45 @@ impl ConfigError {
     }
 }
 
+/// A config value in double quotes for a message, with quotes, backslashes
+/// and control characters escaped, as `{:?}` would; written by hand because
+/// `{:?}` on strings brings Unicode tables into the module.
+pub struct Quoted<'a>(pub &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"")?;
+        for c in self.0.chars() {
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                '\n' => f.write_str("\\n")?,
+                '\t' => f.write_str("\\t")?,
+                '\r' => f.write_str("\\r")?,
+                c if c.is_control() => write!(f, "\\u{{{:x}}}", u32::from(c))?,
+                c => fmt::Write::write_char(f, c)?,
+            }
+        }
+        f.write_str("\"")
+    }
+}
+
+/// A list of config values as `["a", "b"]`.
+pub struct QuotedList<'a, T: AsRef<str>>(pub &'a [T]);
+
+impl<T: AsRef<str>> fmt::Display for QuotedList<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            fmt::Display::fmt(&Quoted(s.as_ref()), f)?;
+        }
+        f.write_str("]")
+    }
+}
+
 /// A label value that can be embedded in an Envoy stat name and a Prometheus label.
 pub(crate) fn is_label_safe(s: &str) -> bool {
     !s.is_empty()
@@ -63,7 +102,7 @@ impl HeaderName {
         if lower.is_empty() || !lower.bytes().all(token) {
             return Err(ConfigError::invalid(
                 field,
-                format!("{name:?} is not a valid HTTP header name"),
+                format!("{} is not a valid HTTP header name", Quoted(name)),
             ));
         }
         Ok(HeaderName(lower))
@@ -100,7 +139,13 @@ impl PartialEq<&str> for HeaderName {
 
 impl fmt::Debug for HeaderName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
+        fmt::Display::fmt(&Quoted(&self.0), f)
+    }
+}
+
+impl AsRef<str> for HeaderName {
+    fn as_ref(&self) -> &str {
+        &self.0
     }
 }
 
@@ -116,6 +161,23 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use super::*;
+
+    #[test]
+    fn quoted_values_read_like_debug_strings() {
+        for s in [
+            "plain",
+            "with \"quotes\"",
+            "back\\slash",
+            "x\u{e9}",
+            "tab\tnew\nline\u{1}",
+        ] {
+            assert_eq!(Quoted(s).to_string(), format!("{s:?}"));
+        }
+        assert_eq!(
+            QuotedList(&["a", "b"]).to_string(),
+            format!("{:?}", ["a", "b"])
+        );
+    }
 
     #[test]
     fn header_names_are_lower_cased_tokens() {

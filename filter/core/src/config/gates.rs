@@ -3,8 +3,9 @@
 
 use super::cohorts::{Cohort, Cohorts, CANARY, STABLE};
 use super::duration::{label_ms, parse_ms};
-use super::error::{is_label_safe, ConfigError};
+use super::error::{is_label_safe, ConfigError, Quoted};
 use super::raw::{RawBurnPair, RawGates, RawPromotion, RawTrigger};
+use crate::decimal::short;
 
 /// A promotion gate for one rollout step.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,7 +92,7 @@ fn invalid(field: impl Into<String>, m: impl Into<String>) -> ConfigError {
 
 fn percent(field: &str, p: f64) -> Result<f64, ConfigError> {
     if !p.is_finite() || !(0.0..=100.0).contains(&p) {
-        return Err(invalid(field, format!("{p} is outside 0-100")));
+        return Err(invalid(field, format!("{} is outside 0-100", short(p))));
     }
     Ok(p / 100.0)
 }
@@ -111,7 +112,7 @@ impl TryFrom<RawGates> for Gates {
             if !is_label_safe(v) {
                 return Err(invalid(
                     f("canaryVersion"),
-                    format!("{v:?} is not a version label"),
+                    format!("{} is not a version label", Quoted(v)),
                 ));
             }
         }
@@ -131,7 +132,7 @@ impl TryFrom<RawGates> for Gates {
         {
             return Err(invalid(
                 f("objectives.availabilityPercent"),
-                format!("{availability} must be above 0 and below 100"),
+                format!("{} must be above 0 and below 100", short(availability)),
             ));
         }
         let budget = 1.0 - availability / 100.0;
@@ -183,16 +184,20 @@ impl TryFrom<RawGates> for Gates {
             if promotion.iter().any(|q: &Promotion| q.at_bp == at_bp) {
                 return Err(invalid(pf("atPercent"), "two gates for the same step"));
             }
-            promotion.push(Promotion {
-                at_bp,
-                max_error_ratio,
-                max_p99_us,
-                max_5xx: p.max_5xx,
-                hold_ms,
-                window_ms,
-            });
+            // Kept in step order as it is built.
+            let at = promotion.partition_point(|q| q.at_bp < at_bp);
+            promotion.insert(
+                at,
+                Promotion {
+                    at_bp,
+                    max_error_ratio,
+                    max_p99_us,
+                    max_5xx: p.max_5xx,
+                    hold_ms,
+                    window_ms,
+                },
+            );
         }
-        promotion.sort_by_key(|p| p.at_bp);
 
         let default_triggers = || {
             vec![
@@ -277,7 +282,7 @@ impl TryFrom<RawGates> for Gates {
             if !p.factor.is_finite() || p.factor <= 0.0 {
                 return Err(invalid(
                     bf("factor"),
-                    format!("{} must be above 0", p.factor),
+                    format!("{} must be above 0", short(p.factor)),
                 ));
             }
             burn.push(BurnPair {
@@ -312,14 +317,18 @@ impl TryFrom<RawGates> for Gates {
             * bucket_ms;
         let burn_len = longest.div_ceil(burn_width_ms) as usize;
 
-        let mut windows: Vec<u64> = promotion
+        // Shortest first, each once.
+        let mut windows: Vec<u64> = Vec::new();
+        for w in promotion
             .iter()
             .map(|p| p.window_ms)
             .chain(triggers.iter().map(|t| t.window_ms))
             .chain(burn.iter().flat_map(|b| [b.short_ms, b.long_ms]))
-            .collect();
-        windows.sort_unstable();
-        windows.dedup();
+        {
+            if let Err(at) = windows.binary_search(&w) {
+                windows.insert(at, w);
+            }
+        }
 
         Ok(Gates {
             canary_version: raw.canary_version,
@@ -355,7 +364,7 @@ impl Gates {
                         if name == STABLE {
                             "stable cannot be withdrawn".to_string()
                         } else {
-                            format!("no cohort named {name:?}")
+                            format!("no cohort named {}", Quoted(name))
                         },
                     ))
                 }

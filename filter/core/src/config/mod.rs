@@ -7,13 +7,12 @@ pub mod cohorts;
 pub mod duration;
 pub mod error;
 pub mod gates;
+mod json;
 pub(crate) mod raw;
-
-use std::collections::HashSet;
 
 pub use cohorts::{Cohort, CohortRule, Cohorts, Match, RuleHeader, Source, Sticky, Test, UserKey};
 pub use cohorts::{CANARY, MAX_COHORTS, STABLE};
-pub use error::{ConfigError, HeaderName};
+pub use error::{ConfigError, HeaderName, Quoted, QuotedList};
 pub use gates::Gates;
 pub use raw::{Direction, MissingKey};
 
@@ -100,19 +99,13 @@ impl Config {
                 message: "must be a JSON object".into(),
             });
         } else {
-            let de = &mut serde_json::Deserializer::from_slice(bytes);
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                ConfigError::Schema {
-                    field: if path.is_empty() || path == "?" {
-                        ".".into()
-                    } else {
-                        path
-                    },
-                    message: readable(&inner.to_string()),
-                }
-            })?
+            // Bad JSON has no field to name: its message says where it broke.
+            let value: json::Value =
+                serde_json::from_slice(bytes).map_err(|e| ConfigError::Schema {
+                    field: ".".into(),
+                    message: e.to_string(),
+                })?;
+            RawConfig::read(value)?
         };
         Config::try_from(raw)
     }
@@ -126,22 +119,6 @@ impl Config {
     /// gates, or both.
     pub fn counts_outcomes(&self) -> bool {
         self.metrics_enabled || self.gates.is_some()
-    }
-}
-
-/// Rewords serde's message for operators: internal type names out, and the
-/// " at line 1 column 7" suffix dropped because the field path says more.
-fn readable(msg: &str) -> String {
-    let msg = match msg.rfind(" at line ") {
-        Some(i) => &msg[..i],
-        None => msg,
-    };
-    if msg.contains("untagged enum Toggle") {
-        return "expected true, false or a header name".into();
-    }
-    match msg.find("expected struct Raw") {
-        Some(i) => format!("{}expected an object", &msg[..i]),
-        None => msg.to_string(),
     }
 }
 
@@ -228,14 +205,20 @@ impl TryFrom<RawTrust> for Trust {
         let mut source_cidrs = vec![];
         for (i, c) in raw.source_cidrs.unwrap_or_default().iter().enumerate() {
             let parsed = c.parse::<Cidr>().map_err(|e| {
-                ConfigError::invalid(format!("trust.sourceCidrs[{i}]"), format!("{c:?}: {e}"))
+                ConfigError::invalid(
+                    format!("trust.sourceCidrs[{i}]"),
+                    format!("{}: {e}", Quoted(c)),
+                )
             })?;
             source_cidrs.push(parsed);
         }
         let mut peer_principals = vec![];
         for (i, p) in raw.peer_principals.unwrap_or_default().iter().enumerate() {
             let parsed = p.parse::<Principal>().map_err(|e| {
-                ConfigError::invalid(format!("trust.peerPrincipals[{i}]"), format!("{p:?}: {e}"))
+                ConfigError::invalid(
+                    format!("trust.peerPrincipals[{i}]"),
+                    format!("{}: {e}", Quoted(p)),
+                )
             })?;
             peer_principals.push(parsed);
         }
@@ -255,7 +238,10 @@ impl TryFrom<RawVersion> for VersionPolicy {
             if !is_label_safe(v) {
                 return Err(ConfigError::invalid(
                     "version.value",
-                    format!("{v:?} must be 1-63 characters of A-Z, a-z, 0-9, '-', '_' or '.'"),
+                    format!(
+                        "{} must be 1-63 characters of A-Z, a-z, 0-9, '-', '_' or '.'",
+                        Quoted(v)
+                    ),
                 ));
             }
         }
@@ -266,18 +252,17 @@ impl TryFrom<RawVersion> for VersionPolicy {
                     format!("at most {MAX_KNOWN_VERSIONS} versions"),
                 ));
             }
-            let mut seen = HashSet::new();
             for (i, v) in known.iter().enumerate() {
                 if !is_label_safe(v) || v == "other" || v == "unknown" {
                     return Err(ConfigError::invalid(
                         format!("version.known[{i}]"),
-                        format!("{v:?} is not a usable version label"),
+                        format!("{} is not a usable version label", Quoted(v)),
                     ));
                 }
-                if !seen.insert(v) {
+                if known[..i].contains(v) {
                     return Err(ConfigError::invalid(
                         format!("version.known[{i}]"),
-                        format!("duplicate version {v:?}"),
+                        format!("duplicate version {}", Quoted(v)),
                     ));
                 }
             }
@@ -316,7 +301,10 @@ impl TryFrom<RawResponseHeaders> for ResponseHeaders {
         for (i, (field, a)) in names.iter().enumerate() {
             if let Some(a) = a {
                 if names[..i].iter().any(|(_, b)| b.as_ref() == Some(a)) {
-                    return Err(ConfigError::invalid(*field, format!("{a:?} is used twice")));
+                    return Err(ConfigError::invalid(
+                        *field,
+                        format!("{} is used twice", Quoted(a.as_str())),
+                    ));
                 }
             }
         }

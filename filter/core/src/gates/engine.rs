@@ -3,12 +3,10 @@
 //! the shared state with compare-and-swap, evaluate, export gauges, and decide
 //! withdrawal.
 
-use std::collections::HashMap;
-
 use super::eval::{evaluate, GateState, Verdict};
 use super::shared::SharedState;
 use super::window::{Counts, Delta, Outcome};
-use crate::config::Gates;
+use crate::config::{Gates, QuotedList};
 use crate::host::{MetricKind, Metrics, SharedStore};
 use crate::metrics::{tagged, MAX_VERSIONS, TAG_VERSION, TAG_WINDOW};
 
@@ -28,7 +26,8 @@ pub struct Engine {
     config_hash: u64,
     deltas: Vec<(String, Delta)>,
     withdrawn: bool,
-    gauges: HashMap<String, u32>,
+    /// Gauge ids by name, sorted by name.
+    gauges: Vec<(String, u32)>,
     /// The verdicts of the last successful tick, by version.
     pub last: Vec<(String, Verdict)>,
 }
@@ -49,7 +48,7 @@ impl Engine {
             config_hash: config_hash.max(1),
             deltas: Vec::new(),
             withdrawn: false,
-            gauges: HashMap::new(),
+            gauges: Vec::new(),
             last: Vec::new(),
         }
     }
@@ -138,8 +137,8 @@ impl Engine {
             if canary_rolled_back && st.withdrawn_for != self.config_hash {
                 st.withdrawn_for = self.config_hash;
                 log.push(format!(
-                    "canary gate: withdrawing cohorts {:?} from {} until the configuration changes",
-                    g.withdraw_names,
+                    "canary gate: withdrawing cohorts {} from {} until the configuration changes",
+                    QuotedList(&g.withdraw_names),
                     g.canary_version.as_deref().unwrap_or("?")
                 ));
             }
@@ -157,12 +156,14 @@ impl Engine {
     }
 
     fn gauge(&mut self, sink: &mut impl Metrics, kind: MetricKind, name: String) -> Option<u32> {
-        if let Some(id) = self.gauges.get(&name) {
-            return Some(*id);
+        match self.gauges.binary_search_by(|(n, _)| n.as_str().cmp(&name)) {
+            Ok(i) => self.gauges.get(i).map(|(_, id)| *id),
+            Err(i) => {
+                let id = sink.define(kind, &name)?;
+                self.gauges.insert(i, (name, id));
+                Some(id)
+            }
         }
-        let id = sink.define(kind, &name)?;
-        self.gauges.insert(name, id);
-        Some(id)
     }
 
     fn set(&mut self, sink: &mut impl Metrics, name: String, value: u64) {

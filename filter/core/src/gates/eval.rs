@@ -8,6 +8,8 @@
 use super::window::{Cell, Counts, Ring};
 use crate::config::duration::label_ms;
 use crate::config::gates::{BurnPair, Condition, Gates};
+use crate::decimal;
+use crate::decimal::fixed;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GateState {
@@ -69,11 +71,11 @@ fn ratio(part: u32, whole: u32) -> f64 {
 }
 
 fn pct(r: f64) -> String {
-    format!("{:.3} %", r * 100.0)
+    format!("{} %", fixed(r * 100.0, 3))
 }
 
 fn ms(us: f64) -> String {
-    format!("{:.1} ms", us / 1_000.0)
+    format!("{} ms", fixed(us / 1_000.0, 1))
 }
 
 /// Evaluates one version at `now_ms`, updating its timers.
@@ -137,8 +139,12 @@ pub fn evaluate(
         let (_, short) = burn_rate(b.short_ms);
         match (long, short) {
             (Some(l), Some(s)) if l > b.factor && s > b.factor => Some(format!(
-                "burn rate {l:.1}x over {} and {s:.1}x over {} > {}x",
-                b.long_label, b.short_label, b.factor
+                "burn rate {}x over {} and {}x over {} > {}x",
+                fixed(l, 1),
+                b.long_label,
+                fixed(s, 1),
+                b.short_label,
+                decimal::short(b.factor)
             )),
             _ => None,
         }
@@ -226,7 +232,7 @@ pub fn evaluate(
                         GateState::Pass,
                         format!(
                             "gate for step {} % held {}",
-                            p.at_bp as f64 / 100.0,
+                            decimal::short(f64::from(p.at_bp) / 100.0),
                             label(p.hold_ms)
                         ),
                     )
