@@ -46,11 +46,18 @@ lint: setup ## rustfmt check and clippy -D warnings, native and wasm32
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p canary-core -p canary-filter -p noop-filter --target $(WASM_TARGET) -- -D warnings
+	$(CARGO) clippy -p canary-filter --features test-trap --target $(WASM_TARGET) -- -D warnings
 	$(CARGO) clippy -p canary-core --all-targets --target wasm32-unknown-unknown -- -D warnings
 
+BENCH_ARGS ?=
+
 .PHONY: bench
-bench: setup build ## CPU per request: bare Envoy, no-op wasm, Lua tagging, this filter; writes out/bench.json
-	$(CARGO) run -q --release -p canary-e2e --bin canary-bench -- --out out/bench.json
+bench: setup build ## Envoy CPU per request, interleaved rounds: bare, empty module, Lua, the filter's configs; out/bench.json and .md (BENCH_ARGS=--quick, --help)
+	$(CARGO) run -q --release -p canary-e2e --bin canary-bench -- --out out/bench.json $(BENCH_ARGS)
+
+.PHONY: soak
+soak: setup build ## Bounded soak (not in make test): 10 min at a fixed rate, ECDS updates, 100k users, canary failing halfway; SOAK_ARGS="--duration 2m"
+	$(CARGO) run -q --release -p canary-e2e --bin canary-soak -- $(SOAK_ARGS)
 
 .PHONY: demo
 demo: setup build ## Play the workshop module's canary exercises on local Envoy processes (sandbox/); summary and HTML report
@@ -88,6 +95,17 @@ kiali: ## Install Prometheus and Kiali from an Istio release (ISTIO_DIR=path/to/
 	@test -n "$(ISTIO_DIR)" -a -d "$(ISTIO_DIR)/samples/addons" || { echo "make kiali needs ISTIO_DIR=<unpacked Istio release> (samples/addons)"; exit 1; }
 	kubectl apply -f $(ISTIO_DIR)/samples/addons/prometheus.yaml -f $(ISTIO_DIR)/samples/addons/kiali.yaml
 
+# What canaryctl needs to reach a cluster: a readable kubeconfig with a current
+# context ($$KUBECONFIG, else ~/.kube/config) or a pod's service account.
+# Checked before building anything; kubectl itself is not needed.
+.PHONY: kubeconfig-check
+kubeconfig-check:
+	@if [ -z "$$KUBERNETES_SERVICE_HOST" ]; then \
+	  list="$${KUBECONFIG:-$$HOME/.kube/config}"; ok=; \
+	  for f in $${list//:/ }; do [ -r "$$f" ] && grep -q '^current-context: *[^ "]' "$$f" && ok=1; done; \
+	  [ -n "$$ok" ] || { echo "canaryctl needs a kubeconfig with a current context ($${KUBECONFIG:-~/.kube/config}): run 'make kind-up' or set KUBECONFIG"; exit 1; }; \
+	fi
+
 .PHONY: wasm-build
 wasm-build: build ## Same as build: the release filter module
 
@@ -96,16 +114,15 @@ wasm-push: wasm-build $(CANARYCTL) ## Push the module to IMAGE (default localhos
 	$(CANARYCTL) push --wasm $(FILTER_WASM) --image $(IMAGE) --plain-http
 
 .PHONY: wasm-deploy
-wasm-deploy: wasm-build $(CANARYCTL) ## Validate, push and apply the WasmPlugin for SELECTOR (default app=productpage, CLIENT mode)
-	$(call need,kubectl)
+wasm-deploy: kubeconfig-check wasm-build $(CANARYCTL) ## Validate, push and apply the WasmPlugin for SELECTOR (default app=productpage, CLIENT mode)
 	$(CANARYCTL) deploy --selector $(SELECTOR) --image $(IMAGE) --pull-image $(PULL_IMAGE) --wasm $(FILTER_WASM) --plain-http --config $(PLUGIN_CONFIG)
 
 .PHONY: wasm-remove
-wasm-remove: $(CANARYCTL) ## Delete the WasmPlugin wasm-deploy created
+wasm-remove: kubeconfig-check $(CANARYCTL) ## Delete the WasmPlugin wasm-deploy created
 	$(CANARYCTL) remove
 
 .PHONY: wasm-stats
-wasm-stats: $(CANARYCTL) ## Requests, error ratio, P99 and gate per version x cohort from the sidecars
+wasm-stats: kubeconfig-check $(CANARYCTL) ## Requests, error ratio, P99 and gate per version x cohort from the sidecars
 	$(CANARYCTL) stats --pods $(SELECTOR)
 
 .PHONY: clean

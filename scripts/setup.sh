@@ -51,7 +51,7 @@ fi
 # Built once per machine into a versioned cache (a clone of the project, as CI
 # makes, reuses it), then linked into .tools/bin.
 cache="${CANARY_TOOLS_CACHE:-$HOME/.cache/canary-sidecar}/wasm-bindgen-$wbg"
-if ! "$cache/bin/wasm-bindgen-test-runner" --version 2>/dev/null | grep -q " $wbg\$"; then
+if ! grep -q " $wbg\$" <<<"$("$cache/bin/wasm-bindgen-test-runner" --version 2>/dev/null)"; then
   say "wasm-bindgen-cli $wbg into $cache (a few minutes, once per machine)"
   cargo install -q --root "$cache" wasm-bindgen-cli --version "$wbg"
 fi

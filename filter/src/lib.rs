@@ -17,12 +17,13 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
 
+mod test_trap;
+
 #[allow(unsafe_code)]
 mod entry {
     use super::*;
 
     proxy_wasm::main! {{
-        proxy_wasm::set_log_level(LogLevel::Info);
         proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(CanaryRoot::default()) });
     }}
 }
@@ -61,14 +62,20 @@ impl RootContext for CanaryRoot {
         let config = match Config::from_json(&bytes) {
             Ok(c) => c,
             Err(e) => {
-                log::error!("canary: rejected configuration: {e}");
+                log(
+                    LogLevel::Error,
+                    &format!("canary: rejected configuration: {e}"),
+                );
                 return false;
             }
         };
         if config.trust.trusts_everyone() && !config.trust.routing_headers.is_empty() {
-            log::warn!(
-                "canary: no trust policy: routing headers {} are believed from any caller",
-                QuotedList(&config.trust.routing_headers)
+            log(
+                LogLevel::Warn,
+                &format!(
+                    "canary: no trust policy: routing headers {} are believed from any caller",
+                    QuotedList(&config.trust.routing_headers)
+                ),
             );
         }
         let node_version =
@@ -88,7 +95,7 @@ impl RootContext for CanaryRoot {
             let name = hostcalls::get_property(vec!["plugin_name"])
                 .ok()
                 .flatten()
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .and_then(|b| String::from_utf8(b).ok())
                 .unwrap_or_else(|| "canary".into());
             let mut engine = Engine::new(
                 &format!("canary-gates/{name}"),
@@ -99,12 +106,15 @@ impl RootContext for CanaryRoot {
         }
         let tick = liveness::tick_ms(&plugin.config).unwrap_or(0);
         let _ = hostcalls::set_tick_period(std::time::Duration::from_millis(tick));
-        log::info!(
-            "canary: configured: {} cohorts, sticky {}.{:02} %, own version {}",
-            plugin.config.cohorts.len(),
-            plugin.config.sticky.basis_points / 100,
-            plugin.config.sticky.basis_points % 100,
-            plugin.own_version
+        log(
+            LogLevel::Info,
+            &format!(
+                "canary: configured: {} cohorts, sticky {}.{:02} %, own version {}",
+                plugin.config.cohorts.len(),
+                plugin.config.sticky.basis_points / 100,
+                plugin.config.sticky.basis_points % 100,
+                plugin.own_version
+            ),
         );
         self.plugin = Some(Rc::new(plugin));
         self.vm = Rc::new(RefCell::new(vm));
@@ -141,7 +151,7 @@ impl RootContext for CanaryRoot {
             now_ms(),
         );
         for line in report.log {
-            log::warn!("{line}");
+            log(LogLevel::Warn, &line);
         }
     }
 
@@ -170,6 +180,7 @@ impl Context for CanaryHttp {}
 
 impl HttpContext for CanaryHttp {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        test_trap::on_request_headers();
         if let Ok(vm) = self.vm.try_borrow() {
             self.stream.on_request_headers(&self.plugin, &vm, &mut Host);
         }
@@ -203,6 +214,12 @@ impl HttpContext for CanaryHttp {
             );
         }
     }
+}
+
+/// Envoy's log, straight through the hostcall: the `log` facade would add a
+/// logger and its formatting to the module for five lines.
+fn log(level: LogLevel, message: &str) {
+    let _ = hostcalls::log(level, message);
 }
 
 /// Hostcalls of the current HTTP context. Only `_bytes` map getters are used:

@@ -1,6 +1,11 @@
 //! The Kubernetes side: server-side apply of Istio objects as
 //! `DynamicObject`s, reads, a guarded delete, pod listing and the pod proxy
 //! to a sidecar's Prometheus port. Every kube error becomes one clear line.
+//! Writes follow `--dry-run`: `server` sends them with `dryRun=All`, `client`
+//! does not send them at all (reads still happen: what would change depends
+//! on what is live).
+
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{
@@ -56,10 +61,41 @@ impl Kind {
     }
 }
 
+/// kubectl's `--dry-run` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DryRun {
+    /// Make the change.
+    #[default]
+    None,
+    /// Send nothing that changes anything; print what would be sent.
+    Client,
+    /// Send the change with dryRun=All: the API server validates, stores nothing.
+    Server,
+}
+
+impl DryRun {
+    pub fn is_dry(self) -> bool {
+        self != DryRun::None
+    }
+
+    /// What to append to a "done" line.
+    pub fn note(self) -> &'static str {
+        match self {
+            DryRun::None => "",
+            DryRun::Client => " (dry run: nothing sent)",
+            DryRun::Server => " (server dry run: nothing stored)",
+        }
+    }
+}
+
 pub struct Kube {
     pub client: Client,
     pub namespace: String,
-    pub dry_run: bool,
+    pub dry_run: DryRun,
+    /// The API server's URL, for messages.
+    pub server: String,
+    /// The per-request timeout the client was built with, for messages.
+    pub timeout: Duration,
 }
 
 impl Kube {
@@ -69,11 +105,24 @@ impl Kube {
 
     fn err(&self, kind: Kind, name: &str) -> impl Fn(kube::Error) -> Error + '_ {
         let name = name.to_string();
-        move |e| Error::from_kube(e, kind.crd(), kind.name(), &self.namespace, &name)
+        move |e| self.map_err(e, kind.crd(), kind.name(), &name)
+    }
+
+    fn map_err(&self, e: kube::Error, crd: &str, kind: &str, name: &str) -> Error {
+        Error::from_kube(
+            e,
+            &self.server,
+            self.timeout,
+            crd,
+            kind,
+            &self.namespace,
+            name,
+        )
     }
 
     /// Server-side apply of `obj` under `manager`. `force` takes over fields
     /// other managers own; without it the API server answers 409 on conflict.
+    /// `None` for a client dry run, which sends nothing.
     pub async fn apply(
         &self,
         kind: Kind,
@@ -81,14 +130,19 @@ impl Kube {
         obj: &Value,
         manager: &str,
         force: bool,
-    ) -> Result<DynamicObject> {
+    ) -> Result<Option<DynamicObject>> {
+        tracing::debug!(kind = kind.name(), name, manager, force, dry_run = ?self.dry_run, "server-side apply");
+        if self.dry_run == DryRun::Client {
+            return Ok(None);
+        }
         let mut pp = PatchParams::apply(manager);
         pp.force = force;
-        pp.dry_run = self.dry_run;
+        pp.dry_run = self.dry_run == DryRun::Server;
         pp.field_validation = Some(ValidationDirective::Strict);
         self.api(kind)
             .patch(name, &pp, &Patch::Apply(obj))
             .await
+            .map(Some)
             .map_err(self.err(kind, name))
     }
 
@@ -99,6 +153,15 @@ impl Kube {
             Err(Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// The object, or a not-found error naming it.
+    pub async fn get_existing(&self, kind: Kind, name: &str) -> Result<DynamicObject> {
+        self.get(kind, name).await?.ok_or_else(|| Error::NotFound {
+            kind: kind.name().into(),
+            namespace: self.namespace.clone(),
+            name: name.into(),
+        })
     }
 
     /// Deletes an object canaryctl created, refusing anything else.
@@ -120,8 +183,11 @@ impl Kube {
                 name: name.into(),
             });
         }
+        if self.dry_run == DryRun::Client {
+            return Ok(true);
+        }
         let dp = DeleteParams {
-            dry_run: self.dry_run,
+            dry_run: self.dry_run == DryRun::Server,
             ..DeleteParams::default()
         };
         self.api(kind)
@@ -138,7 +204,7 @@ impl Kube {
         api.list(&lp)
             .await
             .map(|l| l.items)
-            .map_err(|e| Error::from_kube(e, "pods", "Pod", &self.namespace, selector))
+            .map_err(|e| self.map_err(e, "pods", "Pod", selector))
     }
 
     /// A sidecar's `/stats/prometheus`, through the API server's pod proxy.
@@ -149,10 +215,10 @@ impl Kube {
         );
         let req = http::Request::get(path)
             .body(Vec::new())
-            .map_err(|e| Error::Kube(e.to_string()))?;
+            .map_err(|e| Error::Usage(format!("pod name {pod:?}: {e}")))?;
         self.client
             .request_text(req)
             .await
-            .map_err(|e| Error::from_kube(e, "pods", "Pod", &self.namespace, pod))
+            .map_err(|e| self.map_err(e, "pods", "Pod", pod))
     }
 }

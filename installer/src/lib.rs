@@ -6,13 +6,16 @@
 //! compiled natively) before anything is sent anywhere.
 
 pub mod cli;
+pub mod connect;
 pub mod error;
 pub mod http;
+pub mod input;
 pub mod kubeops;
 pub mod objects;
 pub mod oci;
+pub mod pluginconfig;
+pub mod promtext;
 pub mod rollout;
-pub mod schema;
 pub mod stats;
 
-pub use error::{Error, Result};
+pub use error::{report, Error, Result};

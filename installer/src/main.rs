@@ -1,58 +1,30 @@
-//! The `canaryctl` binary: parse, connect if needed, run, print one line on error.
+//! The `canaryctl` binary: parse, run, print the result or one error line.
 
-use anyhow::Context as _;
+use std::io::IsTerminal as _;
+
 use canary_installer::cli::{self, Cli};
-use canary_installer::http::Http;
-use canary_installer::kubeops::Kube;
 use clap::Parser;
-
-async fn client(cli: &Cli) -> anyhow::Result<kube::Client> {
-    let config = match &cli.context {
-        Some(ctx) => {
-            let opts = kube::config::KubeConfigOptions {
-                context: Some(ctx.clone()),
-                ..Default::default()
-            };
-            kube::Config::from_kubeconfig(&opts)
-                .await
-                .with_context(|| format!("kubeconfig context {ctx:?}"))?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no kubeconfig and not in a cluster")?,
-    };
-    Ok(kube::Client::try_from(config)?)
-}
-
-async fn run(cli: Cli) -> anyhow::Result<String> {
-    let http = Http::new()?;
-    if let Some(out) = cli::run_offline(&cli, &http).await {
-        return Ok(out?);
-    }
-    let kube = Kube {
-        client: client(&cli).await?,
-        namespace: cli.namespace.clone(),
-        dry_run: cli.dry_run,
-    };
-    Ok(cli::run(&cli, &kube, &http).await?)
-}
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CANARYCTL_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                // Quiet by default: failures are reported as one line below, and
+                // libraries (kube, hyper) would otherwise log the same failure again.
+                .unwrap_or_else(|_| "off".into()),
         )
+        // Colour only for a person at a terminal, never into a pipe or a log.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse()).await {
+    match cli::run(&Cli::parse()).await {
         Ok(out) => {
             print!("{out}");
             std::process::ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", canary_installer::report(&e));
             std::process::ExitCode::FAILURE
         }
     }

@@ -2,15 +2,24 @@
 //! the "compat" variant, a Docker schema2 image whose single tar+gzip layer
 //! holds `plugin.wasm`. The layer is built deterministically (fixed mtime,
 //! owner and mode), so the same module always has the same digest.
+//!
+//! The distribution protocol (uploads, token and basic auth, manifests) is
+//! oci-client's. Its blob and raw-manifest calls send our bytes unchanged,
+//! which its own image builder would not: it writes an OCI manifest of its
+//! own shape, and the digest `render` computes offline must be the one pushed.
 
+use std::future::Future;
 use std::io::{Read, Write};
+use std::time::Duration;
 
-use http::Method;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Reference, RegistryOperation};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::http::{Http, Response};
 
 pub const MANIFEST_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const CONFIG_TYPE: &str = "application/vnd.docker.container.image.v1+json";
@@ -86,6 +95,18 @@ impl std::fmt::Display for ImageRef {
     }
 }
 
+/// `registry/repository@sha256:<hex>` split into the reference and the hex
+/// digest, or `None` when `s` is not pinned.
+pub fn pinned_digest(s: &str) -> Option<(&str, &str)> {
+    let rest = s.strip_prefix("oci://").unwrap_or(s);
+    let (name, hex) = rest.split_once("@sha256:")?;
+    let ok = hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    ok.then_some((name, hex))
+}
+
 impl ImageRef {
     /// The reference pinned by manifest digest.
     pub fn pinned(&self, digest: &str) -> String {
@@ -95,7 +116,7 @@ impl ImageRef {
 
 /// The layer: a tar with `plugin.wasm` alone, gzipped. Returns (layer, tar digest).
 pub fn layer(wasm: &[u8]) -> Result<(Vec<u8>, String)> {
-    let io = |e: std::io::Error| Error::Usage(format!("building the image layer: {e}"));
+    let io = Error::Layer;
     let mut tar = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_gnu();
     h.set_path("plugin.wasm").map_err(io)?;
@@ -127,19 +148,20 @@ pub struct Built {
 impl Built {
     pub fn new(wasm: &[u8]) -> Result<Built> {
         let (layer, diff_id) = layer(wasm)?;
-        let ser = |v: Value| serde_json::to_vec(&v).map_err(|e| Error::Usage(e.to_string()));
+        // Serializing a `Value` cannot fail (string keys only).
+        let ser = |v: Value| serde_json::to_vec(&v).unwrap_or_default();
         let config = ser(json!({
             "architecture": "wasm",
             "os": "wasip1",
             "config": {},
             "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        }))?;
+        }));
         let manifest = ser(json!({
             "schemaVersion": 2,
             "mediaType": MANIFEST_TYPE,
             "config": {"mediaType": CONFIG_TYPE, "size": config.len(), "digest": digest(&config)},
             "layers": [{"mediaType": LAYER_TYPE, "size": layer.len(), "digest": digest(&layer)}],
-        }))?;
+        }));
         Ok(Built {
             config,
             layer,
@@ -161,277 +183,6 @@ pub struct Pushed {
     pub manifest_digest: String,
 }
 
-impl Pushed {
-    /// The manifest digest without the `sha256:` prefix, as WasmPlugin `sha256` takes it.
-    pub fn sha256(&self) -> &str {
-        self.manifest_digest.trim_start_matches("sha256:")
-    }
-}
-
-/// A registry session: base URL and an optional bearer token it handed out.
-pub struct Registry<'a> {
-    http: &'a Http,
-    base: String,
-    name: String,
-    basic: Option<String>,
-    token: Option<String>,
-}
-
-impl<'a> Registry<'a> {
-    /// `plain_http` for local registries without TLS; `basic` as `user:password`.
-    pub fn new(
-        http: &'a Http,
-        image: &ImageRef,
-        plain_http: bool,
-        basic: Option<&str>,
-    ) -> Registry<'a> {
-        let scheme = if plain_http { "http" } else { "https" };
-        Registry {
-            http,
-            base: format!("{scheme}://{}", image.registry),
-            name: image.registry.clone(),
-            basic: basic.map(|b| {
-                use base64_lite::encode;
-                encode(b.as_bytes())
-            }),
-            token: None,
-        }
-    }
-
-    fn err(&self, message: impl Into<String>) -> Error {
-        Error::Registry {
-            registry: self.name.clone(),
-            message: message.into(),
-        }
-    }
-
-    async fn call(
-        &mut self,
-        method: Method,
-        path_or_url: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Result<Response> {
-        let url = if path_or_url.starts_with("http") {
-            path_or_url.to_string()
-        } else {
-            format!("{}{path_or_url}", self.base)
-        };
-        for attempt in 0..2 {
-            let auth = match (&self.token, &self.basic) {
-                (Some(t), _) => Some(format!("Bearer {t}")),
-                (None, Some(b)) => Some(format!("Basic {b}")),
-                _ => None,
-            };
-            let mut h: Vec<(&str, &str)> = headers.to_vec();
-            if let Some(a) = &auth {
-                h.push(("authorization", a));
-            }
-            let r = self
-                .http
-                .send(method.clone(), &url, &h, body.to_vec())
-                .await?;
-            if r.status == 401 && attempt == 0 {
-                if let Some(challenge) = r.header("www-authenticate").map(str::to_string) {
-                    if challenge.to_ascii_lowercase().starts_with("bearer ") {
-                        self.token = Some(self.fetch_token(&challenge).await?);
-                        continue;
-                    }
-                }
-                return Err(
-                    self.err("401 unauthorized (set CANARYCTL_REGISTRY_AUTH=user:password)")
-                );
-            }
-            return Ok(r);
-        }
-        Err(self.err("authentication failed"))
-    }
-
-    /// The token flow of the distribution spec: realm, service and scope from
-    /// the challenge, basic credentials if any.
-    async fn fetch_token(&self, challenge: &str) -> Result<String> {
-        let params: Vec<(String, String)> = challenge[7..]
-            .split(',')
-            .filter_map(|p| {
-                let (k, v) = p.trim().split_once('=')?;
-                Some((k.to_string(), v.trim_matches('"').to_string()))
-            })
-            .collect();
-        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        let realm = get("realm").ok_or_else(|| self.err("bearer challenge without realm"))?;
-        let mut url = format!("{realm}?");
-        for k in ["service", "scope"] {
-            if let Some(v) = get(k) {
-                url.push_str(&format!("{k}={}&", urlencoding::encode(&v)));
-            }
-        }
-        let auth = self.basic.as_ref().map(|b| format!("Basic {b}"));
-        let h: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
-        let r = self.http.get(&url, &h).await?;
-        if r.status != 200 {
-            return Err(self.err(format!("token endpoint answered {}", r.status)));
-        }
-        let v: Value = serde_json::from_slice(&r.body)
-            .map_err(|e| self.err(format!("token response: {e}")))?;
-        v.get("token")
-            .or_else(|| v.get("access_token"))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| self.err("token response without a token"))
-    }
-
-    async fn put_blob(&mut self, repo: &str, blob: &[u8]) -> Result<String> {
-        let d = digest(blob);
-        let head = self
-            .call(Method::HEAD, &format!("/v2/{repo}/blobs/{d}"), &[], &[])
-            .await?;
-        if head.status == 200 {
-            return Ok(d);
-        }
-        let start = self
-            .call(
-                Method::POST,
-                &format!("/v2/{repo}/blobs/uploads/"),
-                &[],
-                &[],
-            )
-            .await?;
-        if start.status != 202 {
-            return Err(self.err(format!(
-                "starting an upload answered {}: {}",
-                start.status,
-                start.text()
-            )));
-        }
-        let location = start
-            .header("location")
-            .ok_or_else(|| self.err("upload without a Location"))?
-            .to_string();
-        let location = if location.starts_with('/') {
-            format!("{}{location}", self.base)
-        } else {
-            location
-        };
-        let sep = if location.contains('?') { '&' } else { '?' };
-        let url = format!("{location}{sep}digest={}", urlencoding::encode(&d));
-        let len = blob.len().to_string();
-        let put = self
-            .call(
-                Method::PUT,
-                &url,
-                &[
-                    ("content-type", "application/octet-stream"),
-                    ("content-length", &len),
-                ],
-                blob,
-            )
-            .await?;
-        if put.status != 201 {
-            return Err(self.err(format!(
-                "uploading {d} answered {}: {}",
-                put.status,
-                put.text()
-            )));
-        }
-        Ok(d)
-    }
-
-    /// Pushes `wasm` as `image` and returns the manifest digest.
-    pub async fn push(&mut self, image: &ImageRef, wasm: &[u8]) -> Result<Pushed> {
-        let built = Built::new(wasm)?;
-        let repo = image.repository.clone();
-        self.put_blob(&repo, &built.config).await?;
-        self.put_blob(&repo, &built.layer).await?;
-        let r = self
-            .call(
-                Method::PUT,
-                &format!("/v2/{repo}/manifests/{}", image.tag),
-                &[("content-type", MANIFEST_TYPE)],
-                &built.manifest,
-            )
-            .await?;
-        if r.status != 201 {
-            return Err(self.err(format!(
-                "putting the manifest answered {}: {}",
-                r.status,
-                r.text()
-            )));
-        }
-        let manifest_digest = built.digest();
-        if let Some(server) = r.header("docker-content-digest") {
-            if server != manifest_digest {
-                return Err(self.err(format!(
-                    "registry stored digest {server}, expected {manifest_digest}"
-                )));
-            }
-        }
-        Ok(Pushed {
-            image: image.clone(),
-            manifest_digest,
-        })
-    }
-
-    /// Pulls an image back the way Istio's fetcher does, for verification.
-    pub async fn pull(&mut self, image: &ImageRef) -> Result<Pulled> {
-        let repo = image.repository.clone();
-        let m = self
-            .call(
-                Method::GET,
-                &format!("/v2/{repo}/manifests/{}", image.tag),
-                &[("accept", MANIFEST_TYPE)],
-                &[],
-            )
-            .await?;
-        if m.status != 200 {
-            return Err(self.err(format!("manifest answered {}", m.status)));
-        }
-        let manifest: Value =
-            serde_json::from_slice(&m.body).map_err(|e| self.err(format!("manifest: {e}")))?;
-        let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
-        let [layer] = layers.as_slice() else {
-            return Err(self.err(format!(
-                "{} layers; the compat variant has exactly one",
-                layers.len()
-            )));
-        };
-        let media_type = layer["mediaType"].as_str().unwrap_or_default().to_string();
-        let ld = layer["digest"].as_str().unwrap_or_default().to_string();
-        let blob = self
-            .call(Method::GET, &format!("/v2/{repo}/blobs/{ld}"), &[], &[])
-            .await?;
-        if blob.status != 200 || digest(&blob.body) != ld {
-            return Err(self.err("layer blob missing or corrupt"));
-        }
-        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&blob.body[..]));
-        let mut wasm = None;
-        let entries = tar.entries().map_err(|e| self.err(format!("layer: {e}")))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| self.err(format!("layer: {e}")))?;
-            let path = entry
-                .path()
-                .map_err(|e| self.err(format!("layer: {e}")))?
-                .to_string_lossy()
-                .into_owned();
-            if path.trim_start_matches("./") == "plugin.wasm" {
-                let mut buf = Vec::new();
-                entry
-                    .read_to_end(&mut buf)
-                    .map_err(|e| self.err(format!("layer: {e}")))?;
-                wasm = Some(buf);
-            }
-        }
-        Ok(Pulled {
-            manifest_digest: digest(&m.body),
-            manifest_media_type: manifest["mediaType"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            layer_media_type: media_type,
-            wasm: wasm.ok_or_else(|| self.err("no plugin.wasm in the layer"))?,
-        })
-    }
-}
-
 /// An image as Istio's fetcher would see it.
 #[derive(Debug, Clone)]
 pub struct Pulled {
@@ -441,40 +192,218 @@ pub struct Pulled {
     pub wasm: Vec<u8>,
 }
 
-/// Base64 for basic auth, without another dependency.
-mod base64_lite {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/// A registry, spoken to through oci-client (distribution protocol, token
+/// and basic auth). Only the bytes are ours: [`Built`] makes them so the
+/// digest is known offline.
+pub struct Registry {
+    client: oci_client::Client,
+    auth: RegistryAuth,
+    name: String,
+    timeout: Duration,
+}
 
-    pub fn encode(input: &[u8]) -> String {
-        let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-        for chunk in input.chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-                } else {
-                    out.push('=');
-                }
+impl Registry {
+    /// `plain_http` for local registries without TLS; `basic` as `user:password`.
+    /// Every call ends within `timeout`.
+    pub fn new(
+        image: &ImageRef,
+        plain_http: bool,
+        basic: Option<&str>,
+        timeout: Duration,
+    ) -> Registry {
+        let config = ClientConfig {
+            protocol: if plain_http {
+                ClientProtocol::Http
+            } else {
+                ClientProtocol::Https
+            },
+            connect_timeout: Some(crate::http::connect_timeout(timeout)),
+            read_timeout: Some(timeout),
+            ..ClientConfig::default()
+        };
+        let auth = match basic.and_then(|b| b.split_once(':')) {
+            Some((user, password)) => RegistryAuth::Basic(user.into(), password.into()),
+            None => RegistryAuth::Anonymous,
+        };
+        Registry {
+            client: oci_client::Client::new(config),
+            auth,
+            name: image.registry.clone(),
+            timeout,
+        }
+    }
+
+    fn reference(image: &ImageRef) -> Reference {
+        Reference::with_tag(
+            image.registry.clone(),
+            image.repository.clone(),
+            image.tag.clone(),
+        )
+    }
+
+    fn err(&self, message: impl Into<String>) -> Error {
+        Error::Registry {
+            registry: self.name.clone(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Runs one registry operation under the deadline and names the failure.
+    async fn call<T>(
+        &self,
+        what: &str,
+        op: impl Future<Output = std::result::Result<T, OciDistributionError>>,
+    ) -> Result<T> {
+        let outcome = tokio::time::timeout(self.timeout, op).await;
+        let e = match outcome {
+            Ok(Ok(v)) => return Ok(v),
+            Err(_) => {
+                return Err(Error::RegistryTimeout {
+                    registry: self.name.clone(),
+                    after: self.timeout,
+                })
             }
-        }
-        out
+            Ok(Err(e)) => e,
+        };
+        let chain = crate::error::report(&e);
+        Err(if crate::error::is_timeout(&e) {
+            Error::RegistryTimeout {
+                registry: self.name.clone(),
+                after: self.timeout,
+            }
+        } else if chain.contains("InvalidContentType") || chain.contains("corrupt message") {
+            Error::RegistryPlainHttp {
+                registry: self.name.clone(),
+            }
+        } else {
+            let message = match &e {
+                OciDistributionError::RequestError(r) if r.is_connect() => {
+                    "cannot connect: check the address and that the registry is running".into()
+                }
+                OciDistributionError::UnauthorizedError { .. }
+                | OciDistributionError::AuthenticationFailure(_) => {
+                    format!("{what} failed (set CANARYCTL_REGISTRY_AUTH=user:password)")
+                }
+                _ => format!("{what} failed"),
+            };
+            Error::Registry {
+                registry: self.name.clone(),
+                message,
+                source: Some(e),
+            }
+        })
     }
 
-    #[cfg(test)]
-    mod tests {
-        #[test]
-        fn basic_credentials_are_base64_encoded() {
-            assert_eq!(super::encode(b"user:pass"), "dXNlcjpwYXNz");
-            assert_eq!(super::encode(b"a"), "YQ==");
-            assert_eq!(super::encode(b"ab"), "YWI=");
-            assert_eq!(super::encode(b""), "");
+    /// Pushes `wasm` as `image`: config and layer blobs, then the manifest,
+    /// each exactly as [`Built`] made it.
+    pub async fn push(&self, image: &ImageRef, wasm: &[u8]) -> Result<Pushed> {
+        let built = Built::new(wasm)?;
+        tracing::debug!(%image, digest = %built.digest(), layer_bytes = built.layer.len(), "pushing");
+        let r = Self::reference(image);
+        self.call(
+            "authenticating",
+            self.client.auth(&r, &self.auth, RegistryOperation::Push),
+        )
+        .await?;
+        for (what, blob) in [("config", &built.config), ("layer", &built.layer)] {
+            self.call(
+                &format!("uploading the {what} blob"),
+                self.client.push_blob(&r, blob, &digest(blob)),
+            )
+            .await?;
+        }
+        let content_type = http::HeaderValue::from_static(MANIFEST_TYPE);
+        self.call(
+            "putting the manifest",
+            self.client
+                .push_manifest_raw(&r, built.manifest.clone(), content_type),
+        )
+        .await?;
+        let manifest_digest = built.digest();
+        let stored = self.digest_of(image).await?;
+        if stored != manifest_digest {
+            return Err(self.err(format!(
+                "stored digest {stored}, expected {manifest_digest}"
+            )));
+        }
+        Ok(Pushed {
+            image: image.clone(),
+            manifest_digest,
+        })
+    }
+
+    /// The manifest digest the registry serves for `image`'s tag (what a
+    /// deploy pins when it is given a tag and no module).
+    pub async fn digest_of(&self, image: &ImageRef) -> Result<String> {
+        let r = Self::reference(image);
+        self.call(
+            "authenticating",
+            self.client.auth(&r, &self.auth, RegistryOperation::Pull),
+        )
+        .await?;
+        self.call(
+            &format!("resolving the digest of {image}"),
+            self.client.fetch_manifest_digest(&r, &self.auth),
+        )
+        .await
+    }
+
+    /// Pulls an image back the way Istio's fetcher does, for verification.
+    pub async fn pull(&self, image: &ImageRef) -> Result<Pulled> {
+        let r = Self::reference(image);
+        let (body, manifest_digest) = self
+            .call(
+                "pulling the manifest",
+                self.client
+                    .pull_manifest_raw(&r, &self.auth, &[MANIFEST_TYPE]),
+            )
+            .await?;
+        let manifest: Value = serde_json::from_slice(&body)
+            .map_err(|e| self.err(format!("the manifest is not JSON: {e}")))?;
+        let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
+        let [layer] = layers.as_slice() else {
+            return Err(self.err(format!(
+                "{} layers; the compat variant has exactly one",
+                layers.len()
+            )));
+        };
+        let ld = layer["digest"].as_str().unwrap_or_default().to_string();
+        let mut blob: Vec<u8> = vec![];
+        self.call(
+            "pulling the layer",
+            self.client.pull_blob(&r, ld.as_str(), &mut blob),
+        )
+        .await?;
+        if digest(&blob) != ld {
+            return Err(self.err("layer blob corrupt"));
+        }
+        Ok(Pulled {
+            manifest_digest,
+            manifest_media_type: manifest["mediaType"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            layer_media_type: layer["mediaType"].as_str().unwrap_or_default().to_string(),
+            wasm: plugin_wasm(&blob).map_err(|m| self.err(m))?,
+        })
+    }
+}
+
+/// `plugin.wasm` out of a tar+gzip layer.
+fn plugin_wasm(layer: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(layer));
+    let bad = |e: std::io::Error| format!("layer: {e}");
+    for entry in tar.entries().map_err(bad)? {
+        let mut entry = entry.map_err(bad)?;
+        let path = entry.path().map_err(bad)?.to_string_lossy().into_owned();
+        if path.trim_start_matches("./") == "plugin.wasm" {
+            let mut buf = Vec::new();
+            entry.read_to_end(&mut buf).map_err(bad)?;
+            return Ok(buf);
         }
     }
+    Err("no plugin.wasm in the layer".into())
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The module's rollout steps (0 -> 10 -> 50 -> 100 %) applied to the filter's
-//! pluginConfig and the VirtualService weights.
+//! The module's rollout steps (0 -> 10 -> 50 -> 100 %) and where each step
+//! mode keeps the current one: the filter's sticky percentage, or the
+//! VirtualService's default-route weights.
 
 use serde_json::{json, Value};
 
@@ -16,16 +17,63 @@ pub enum StepMode {
     Weights,
 }
 
-/// The step a pluginConfig is at: its sticky percent (whole numbers).
-pub fn current_step(config: &Value) -> f64 {
+/// The step a pluginConfig is at in sticky mode: its sticky percent.
+pub fn sticky_step(config: &Value) -> f64 {
     config
         .pointer("/sticky/percent")
         .and_then(Value::as_f64)
         .unwrap_or(0.0)
 }
 
+/// The step a VirtualService is at in weights mode: the weight of the
+/// `canary` subset on its default (last, match-less) route; 0 without one.
+pub fn weighted_step(vs: Option<&Value>, canary: &str) -> f64 {
+    let Some(routes) = vs
+        .and_then(|v| v.pointer("/spec/http"))
+        .and_then(Value::as_array)
+    else {
+        return 0.0;
+    };
+    routes
+        .iter()
+        .rev()
+        .find(|r| r.get("match").is_none())
+        .and_then(|r| r["route"].as_array())
+        .and_then(|dests| {
+            dests
+                .iter()
+                .find(|d| d.pointer("/destination/subset").and_then(Value::as_str) == Some(canary))
+        })
+        .and_then(|d| d["weight"].as_f64())
+        .unwrap_or(0.0)
+}
+
 pub fn next_step(current: f64) -> Option<u32> {
     STEPS.iter().copied().find(|s| f64::from(*s) > current)
+}
+
+/// Checks that `to` is one of the configured [`STEPS`] (no live state needed).
+pub fn check_step(to: u32) -> Result<u32> {
+    if STEPS.contains(&to) {
+        Ok(to)
+    } else {
+        Err(Error::Usage(format!(
+            "--to {to} is not a rollout step (one of {})",
+            STEPS.map(|s| s.to_string()).join(", ")
+        )))
+    }
+}
+
+/// Checks a rollback target: a configured step, below the current one
+/// (going up is `promote`, which asks the gate). 0 is always allowed.
+pub fn rollback_target(current: f64, to: u32) -> Result<u32> {
+    check_step(to)?;
+    if to != 0 && f64::from(to) >= current {
+        return Err(Error::Usage(format!(
+            "rollback only goes down: the rollout is at {current} % and --to {to} is not below it (use promote, which checks the gate, to go up)"
+        )));
+    }
+    Ok(to)
 }
 
 /// Sets `step` in the pluginConfig and returns the default-route weights
@@ -72,7 +120,7 @@ mod tests {
         let mut c = json!({"cohorts": []});
         assert_eq!(apply_step(&mut c, 10, StepMode::Sticky).unwrap(), (100, 0));
         assert_eq!(c["sticky"]["percent"], 10);
-        assert_eq!(current_step(&c), 10.0);
+        assert_eq!(sticky_step(&c), 10.0);
         assert_eq!(apply_step(&mut c, 100, StepMode::Sticky).unwrap(), (0, 100));
     }
 
@@ -81,6 +129,28 @@ mod tests {
         let mut c = json!({"sticky": {"percent": 30, "salt": "s"}});
         assert_eq!(apply_step(&mut c, 50, StepMode::Weights).unwrap(), (50, 50));
         assert_eq!(c["sticky"], json!({"percent": 0, "salt": "s"}));
+    }
+
+    #[test]
+    fn the_weighted_step_is_the_canary_weight_of_the_default_route() {
+        let vs = json!({"spec": {"http": [
+            {"name": "cohorts", "match": [{}], "route": [{"destination": {"subset": "v2"}}]},
+            {"name": "default", "route": [
+                {"destination": {"subset": "v1"}, "weight": 50},
+                {"destination": {"subset": "v2"}, "weight": 50}]}]}});
+        assert_eq!(weighted_step(Some(&vs), "v2"), 50.0);
+        assert_eq!(weighted_step(Some(&vs), "v3"), 0.0);
+        assert_eq!(weighted_step(None, "v2"), 0.0);
+    }
+
+    #[test]
+    fn rollback_only_goes_down_to_a_configured_step() {
+        assert_eq!(rollback_target(50.0, 10).unwrap(), 10);
+        assert_eq!(rollback_target(10.0, 0).unwrap(), 0);
+        assert_eq!(rollback_target(0.0, 0).unwrap(), 0);
+        assert!(rollback_target(10.0, 100).is_err());
+        assert!(rollback_target(10.0, 10).is_err());
+        assert!(rollback_target(50.0, 37).is_err());
     }
 
     #[test]

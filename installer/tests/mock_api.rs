@@ -116,8 +116,8 @@ async fn deploy_keeps_the_live_plugin_config_when_none_is_given() {
 async fn a_dry_run_deploy_asks_the_api_server_for_dry_run_all() {
     run(
         &[
-            "--dry-run",
             "deploy",
+            "--dry-run=server",
             "--target-ref",
             "Service/reviews",
             "--file",
@@ -408,7 +408,7 @@ async fn rollback_returns_to_stable_without_asking_the_gate() {
     )
     .await
     .unwrap();
-    assert_eq!(out, "rolled back to step 0 %\n");
+    assert_eq!(out, "rolled back from 50 % to step 0 %\n");
 }
 
 #[tokio::test]
@@ -490,7 +490,7 @@ async fn remove_deletes_only_what_canaryctl_created() {
         "WasmPlugin default/canary not found: nothing to remove\n"
     );
     let out = run(
-        &["--dry-run", "remove"],
+        &["remove", "--dry-run=server"],
         vec![
             call("GET", WP, 200, wasmplugin("canary", json!({}))),
             call(
@@ -507,6 +507,56 @@ async fn remove_deletes_only_what_canaryctl_created() {
     .unwrap();
     assert_eq!(
         out,
-        "WasmPlugin default/canary would be deleted (dry run)\n"
+        "WasmPlugin default/canary would be deleted (server dry run: nothing stored)\n"
+    );
+}
+
+#[tokio::test]
+async fn deploy_only_ships_a_module_pinned_by_digest() {
+    let pinned = format!("oci://ghcr.io/acme/canary@sha256:{SHA}");
+    let out = run(
+        &[
+            "deploy",
+            "--selector",
+            "app=productpage",
+            "--image",
+            &pinned,
+        ],
+        vec![
+            call("GET", WP, 404, not_found("canary")),
+            call(
+                "PATCH",
+                &wp(APPLY_DEPLOY),
+                201,
+                wasmplugin("canary", json!({})),
+            )
+            .body(move |b| {
+                assert_eq!(
+                    b["spec"]["url"],
+                    format!("oci://ghcr.io/acme/canary@sha256:{SHA}")
+                );
+                assert_eq!(b["spec"]["sha256"], SHA);
+            }),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(out, "WasmPlugin default/canary applied, generation 4\n");
+    let err = run(
+        &["deploy", "--url", "https://example.invalid/f.wasm"],
+        vec![],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err,
+        "--url and --file need --wasm FILE or --sha256 HEX: canaryctl only ships modules pinned by digest"
+    );
+    let err = common::run_cli(&["render", "--image", "ghcr.io/acme/canary:v1"])
+        .await
+        .unwrap_err();
+    assert!(
+        err.starts_with("render works offline: give --wasm FILE or --sha256 HEX"),
+        "{err}"
     );
 }

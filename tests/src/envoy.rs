@@ -78,11 +78,22 @@ impl Envoy {
 
     /// Starts Envoy; `Err` carries its log when it exits or never gets ready.
     pub async fn try_start(s: &Sidecar) -> Result<Envoy, String> {
+        Envoy::try_start_edited(s, |_| {}).await
+    }
+
+    /// As [`Envoy::try_start`], with the rendered bootstrap passed through
+    /// `edit` first: the benchmark adds a listener this way. The sidecar's
+    /// listener must stay the first one (its port is the one reported).
+    pub async fn try_start_edited(
+        s: &Sidecar,
+        edit: impl FnOnce(&mut Value),
+    ) -> Result<Envoy, String> {
         let dir = tempfile::Builder::new()
             .prefix("canary-envoy-")
             .tempdir()
             .unwrap();
-        let config: Value = s.render(dir.path());
+        let mut config: Value = s.render(dir.path());
+        edit(&mut config);
         let config_path = dir.path().join("envoy.json");
         std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
         let admin_path = dir.path().join("admin.txt");

@@ -7,12 +7,14 @@
 //! It is test code: a broken precondition (no Envoy binary, a stale module, a
 //! port that never opened) aborts loudly with what to do.
 
+pub mod bench;
 pub mod certs;
 pub mod client;
 pub mod envoy;
 pub mod paths;
 pub mod services;
 pub mod sidecar;
+pub mod soak;
 pub mod stats;
 pub mod traffic;
 pub mod upstream;

@@ -104,6 +104,39 @@ pub fn filter_wasm() -> PathBuf {
     module("canary_filter.wasm", &["filter/src", "filter/core/src"])
 }
 
+/// The request header that makes the test-trap build of the filter trap
+/// (the filter's `test_trap::HEADER`; the trap test checks they agree).
+pub const TRAP_HEADER: &str = "x-canary-test-trap";
+
+/// The filter built with its `test-trap` feature, which traps on a request
+/// carrying [`TRAP_HEADER`]. It goes to its own target directory, so the
+/// release module `make build` produces never contains the trap. Built once
+/// per test process (Cargo rebuilds only what changed).
+pub fn trap_filter_wasm() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = repo_root();
+            let target_dir = root.join("target/test-trap");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let out = std::process::Command::new(cargo)
+                .current_dir(&root)
+                .args(["build", "-q", "-p", "canary-filter", "--release"])
+                .args(["--target", "wasm32-wasip1", "--features", "test-trap"])
+                .arg("--target-dir")
+                .arg(&target_dir)
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run cargo for the test-trap build: {e}"));
+            assert!(
+                out.status.success(),
+                "the test-trap build of the filter failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            target_dir.join("wasm32-wasip1/release/canary_filter.wasm")
+        })
+        .clone()
+}
+
 /// The do-nothing module the benchmark compares against.
 pub fn noop_wasm() -> PathBuf {
     module("noop_filter.wasm", &["tests/noop-filter/src"])

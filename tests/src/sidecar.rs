@@ -29,9 +29,12 @@ pub enum FilterSpec {
     Canary(String),
     /// The canary filter with this pluginConfig, through ECDS from a file.
     CanaryEcds(String),
+    /// The canary filter with this pluginConfig, inline, from another build
+    /// of the module (the test-trap build).
+    CanaryModule(String, std::path::PathBuf),
     /// The do-nothing proxy-wasm module.
     Noop,
-    /// A Lua filter doing only the module's header tagging.
+    /// [`LUA_TAGGING`]: the filter's default work in Lua.
     Lua,
 }
 
@@ -182,6 +185,10 @@ impl Sidecar {
             FilterSpec::Canary(cfg) => filters.push(json!({
                 "name": FILTER_NAME,
                 "typed_config": Sidecar::canary_wasm(cfg, &crate::paths::filter_wasm(), self.failure_policy),
+            })),
+            FilterSpec::CanaryModule(cfg, wasm) => filters.push(json!({
+                "name": FILTER_NAME,
+                "typed_config": Sidecar::canary_wasm(cfg, wasm, self.failure_policy),
             })),
             FilterSpec::CanaryEcds(cfg) => {
                 let ecds_dir = dir.join("ecds");
@@ -367,7 +374,13 @@ pub fn merge(base: &mut Value, extra: &Value) {
     }
 }
 
-/// The module's Exercise 5 tagging in Lua: the benchmark's "no wasm" comparison.
+/// The filter's default work in Lua, the benchmark's comparison without wasm:
+/// the cohort from the module's two headers, the cohort header set for
+/// routing, and the version and cohort on the response. Envoy's Lua filter
+/// clears the route cache itself when a script changes request headers (the
+/// benchmark checks that internal requests reach v2). Its API has no upstream
+/// cluster name, so the response side maps the cohort to the subset
+/// [`Sidecar::outbound`]'s routes send it to (every named cohort to v2).
 pub const LUA_TAGGING: &str = r#"
 function envoy_on_request(handle)
   local h = handle:headers()
@@ -378,7 +391,17 @@ function envoy_on_request(handle)
     cohort = "beta"
   end
   h:replace("x-canary-cohort", cohort)
-  handle:clearRouteCache()
+end
+
+function envoy_on_response(handle)
+  local cohort = handle:requestHeaders():get("x-canary-cohort") or "stable"
+  local version = "v1"
+  if cohort ~= "stable" then
+    version = "v2"
+  end
+  local h = handle:headers()
+  h:replace("x-canary-version", version)
+  h:replace("x-canary-cohort", cohort)
 end
 "#;
 

@@ -6,31 +6,38 @@ pub const BUCKETS: u32 = 10_000;
 
 /// MurmurHash3, x86 32-bit variant (Austin Appleby's reference algorithm).
 pub fn murmur3_x86_32(data: &[u8], seed: u32) -> u32 {
+    murmur3_x86_32_of(&[data], seed)
+}
+
+/// [`murmur3_x86_32`] of `parts` joined, without joining them: blocks are
+/// gathered across part boundaries, so hashing a salted key needs no buffer.
+fn murmur3_x86_32_of(parts: &[&[u8]], seed: u32) -> u32 {
     const C1: u32 = 0xcc9e_2d51;
     const C2: u32 = 0x1b87_3593;
+    let scramble = |k: u32| k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
     let mut h = seed;
-    let mut chunks = data.chunks_exact(4);
-    for chunk in &mut chunks {
-        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        k = k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
-        h ^= k;
-        h = h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
+    let mut block = [0u8; 4];
+    let mut filled = 0;
+    let mut len: usize = 0;
+    for &b in parts.iter().flat_map(|p| p.iter()) {
+        block[filled] = b;
+        filled += 1;
+        len += 1;
+        if filled == 4 {
+            h ^= scramble(u32::from_le_bytes(block));
+            h = h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
+            filled = 0;
+        }
     }
-    let tail = chunks.remainder();
-    let mut k: u32 = 0;
-    if tail.len() >= 3 {
-        k ^= u32::from(tail[2]) << 16;
-    }
-    if tail.len() >= 2 {
-        k ^= u32::from(tail[1]) << 8;
-    }
-    if let Some(&b) = tail.first() {
-        k ^= u32::from(b);
-        k = k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
-        h ^= k;
+    if filled > 0 {
+        let mut k: u32 = 0;
+        for (i, b) in block[..filled].iter().enumerate() {
+            k ^= u32::from(*b) << (8 * i);
+        }
+        h ^= scramble(k);
     }
     // `usize as u32` wraps for keys over 4 GiB, exactly as the reference does.
-    h ^= data.len() as u32;
+    h ^= len as u32;
     h ^= h >> 16;
     h = h.wrapping_mul(0x85eb_ca6b);
     h ^= h >> 13;
@@ -46,24 +53,7 @@ pub fn murmur3_x86_32(data: &[u8], seed: u32) -> u32 {
 /// keeps one service's canary population independent of another's: without it
 /// the same 10 % of users would be guinea pigs for every release.
 pub fn bucket(salt: &[u8], key: &[u8]) -> u32 {
-    // Hash incrementally would need a streaming murmur; a small stack buffer
-    // covers ordinary ids without allocating, long ones fall back to the heap.
-    let key = key.trim_ascii();
-    let len = salt.len() + 1 + key.len();
-    let mut stack = [0u8; 256];
-    let hash = if len <= stack.len() {
-        stack[..salt.len()].copy_from_slice(salt);
-        stack[salt.len()] = b':';
-        stack[salt.len() + 1..len].copy_from_slice(key);
-        murmur3_x86_32(&stack[..len], 0)
-    } else {
-        let mut heap = Vec::with_capacity(len);
-        heap.extend_from_slice(salt);
-        heap.push(b':');
-        heap.extend_from_slice(key);
-        murmur3_x86_32(&heap, 0)
-    };
-    hash % BUCKETS
+    murmur3_x86_32_of(&[salt, b":", key.trim_ascii()], 0) % BUCKETS
 }
 
 /// A 64-bit fingerprint of a configuration's raw bytes: two murmur3 passes
@@ -96,6 +86,17 @@ mod tests {
             murmur3_x86_32(b"The quick brown fox jumps over the lazy dog", 0x9747_b28c),
             0x2fa8_26cd
         );
+    }
+
+    #[test]
+    fn hashing_in_parts_equals_hashing_the_joined_bytes() {
+        let data = b"The quick brown fox jumps over the lazy dog";
+        for a in 0..data.len() {
+            for b in a..data.len() {
+                let parts: [&[u8]; 3] = [&data[..a], &data[a..b], &data[b..]];
+                assert_eq!(murmur3_x86_32_of(&parts, 7), murmur3_x86_32(data, 7));
+            }
+        }
     }
 
     #[test]

@@ -18,7 +18,6 @@ pub mod labels;
 pub mod liveness;
 pub mod metrics;
 pub mod outcome;
-pub mod promtext;
 pub mod property;
 #[cfg(test)]
 mod robustness;

@@ -172,16 +172,26 @@ impl Details {
 
 /// Parses a `:status` response header.
 pub fn http_status(value: &[u8]) -> Option<i64> {
-    std::str::from_utf8(value).ok()?.parse().ok()
+    decimal_u32(value).map(i64::from)
 }
 
 /// Parses a `grpc-status` value; garbage is treated as UNKNOWN (2), as gRPC
 /// clients do, so a broken server is never counted as healthy.
 pub fn grpc_status(value: &[u8]) -> u32 {
-    std::str::from_utf8(value)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(2)
+    decimal_u32(value.trim_ascii()).unwrap_or(2)
+}
+
+/// ASCII digits (after an optional `+`, as `str::parse` allows) that fit a `u32`.
+fn decimal_u32(bytes: &[u8]) -> Option<u32> {
+    let digits = bytes.strip_prefix(b"+").unwrap_or(bytes);
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u32, |n, &d| {
+        d.is_ascii_digit()
+            .then(|| n.checked_mul(10)?.checked_add(u32::from(d - b'0')))
+            .flatten()
+    })
 }
 
 #[cfg(test)]
@@ -303,6 +313,15 @@ mod tests {
         assert_eq!(classify(0, 0, true, None, via("")), (CodeClass::None, None));
         assert_eq!(CodeClass::of(999), CodeClass::None);
         assert_eq!(CodeClass::of(100).label(), "1xx");
+    }
+
+    #[test]
+    fn status_values_are_decimal_digits() {
+        assert_eq!(http_status(b"200"), Some(200));
+        assert_eq!(http_status(b"503"), Some(503));
+        for bad in [&b""[..], b"2x0", b"-1", b"+", b"99999999999"] {
+            assert_eq!(http_status(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

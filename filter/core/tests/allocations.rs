@@ -1,6 +1,6 @@
 //! The request path allocates nothing once a VM has served its first request:
 //! a counting global allocator watches whole requests through [`Stream`] with
-//! the default and the shipped configuration. The host here answers from
+//! the default and the shipped configuration, and one using every rule source. The host here answers from
 //! fixed data and allocates nothing itself, so every allocation counted is the
 //! core's. One test in this binary, so no other test allocates meanwhile.
 #![cfg(not(target_arch = "wasm32"))]
@@ -145,10 +145,18 @@ fn serve(p: &Plugin, vm: &mut Vm, sink: &mut Sink, store: &mut Store, rounds: us
     region.change().allocations
 }
 
+/// Every rule source, a cookie user key and a trust policy.
+const FEATURES: &[u8] = br#"{
+  "cohorts": [{"name": "qa", "match": [{"query": "x", "exact": "1"}, {"cookie": "beta", "present": true}]},
+              {"name": "beta", "match": [{"header": "beta-user", "exact": "true"}]}],
+  "sticky": {"percent": 50, "userKey": {"cookie": "uid"}, "missingKey": "perRequest"},
+  "trust": {"sourceCidrs": ["10.0.0.0/8"], "routingHeaders": ["beta-user", "x-debug"]}
+}"#;
+
 #[test]
 fn requests_allocate_nothing_once_the_metrics_are_defined() {
     let shipped = include_bytes!("../../../manifests/module/plugin-config.json");
-    for config in [&b"{}"[..], shipped] {
+    for config in [&b"{}"[..], shipped, FEATURES] {
         let p = Plugin::new(Config::from_json(config).unwrap(), Some(b"v1"));
         let mut vm = Vm {
             engine: p

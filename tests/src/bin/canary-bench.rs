@@ -1,233 +1,130 @@
-//! `make bench`: Envoy CPU per request for bare Envoy, a no-op proxy-wasm
-//! filter, a Lua filter doing only the module's header tagging, and the canary
-//! filter with its default config.
-//!
-//! Envoy runs with `--concurrency 1` pinned to CPU 0, h2load (`--h1`) pinned to
-//! CPU 1. CPU per request is Envoy's utime+stime from /proc divided by the
-//! requests of the measured run, so a loaded or slow load generator does not
-//! change it. Each variant runs several rounds; the median is reported.
+//! `make bench`: Envoy CPU per request for bare Envoy, the empty proxy-wasm
+//! module, Lua doing the filter's default work, and the filter under several
+//! configs, on one Envoy process per variant whose upstream is a second
+//! listener of itself. Envoy runs on CPU 0, h2load on CPU 1; all variants are
+//! started first and measured in interleaved rounds. See docs/performance.md.
 
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::Instant;
 
-use canary_e2e::{Envoy, FilterSpec, Sidecar, Upstream};
-use serde_json::json;
+use canary_e2e::bench::run::{run, Options};
+use canary_e2e::bench::{probe, table, variants};
+
+const HELP: &str = "\
+canary-bench [--rounds N] [--requests N] [--variants ID,ID,...] [--config NAME=JSON]... [--quick] [--out FILE.json]
+
+  --rounds N          interleaved rounds (default 7; at least 5 for figures worth quoting)
+  --requests N        requests per case and round (default 30000)
+  --variants LIST     measure only these variants (comma-separated ids, see below)
+  --config NAME=JSON  also measure the filter with this pluginConfig (repeatable)
+  --quick             3 rounds of 5000 requests: checks the setup, figures are rough
+  --out FILE.json     write the JSON there and the markdown report next to it (FILE.md)
+
+Variants:";
 
 struct Args {
-    requests: u64,
-    rounds: usize,
+    opts: Options,
     out: Option<PathBuf>,
-    /// Extra canary-filter configurations to measure, for tuning.
-    variants: Vec<(String, String)>,
-    only_variants: bool,
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("canary-bench: {msg}");
+    std::process::exit(2)
+}
+
+fn number<T: std::str::FromStr>(flag: &str, v: Option<String>) -> T {
+    v.and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| fail(&format!("{flag} needs a positive number")))
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        requests: 60_000,
-        rounds: 3,
-        out: None,
-        variants: vec![],
-        only_variants: false,
-    };
+    let mut rounds = 7;
+    let mut requests = 30_000;
+    let mut only: Option<String> = None;
+    let mut extra = vec![];
+    let mut out = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
-            "--requests" => {
-                a.requests = it
+            "--rounds" => rounds = number("--rounds", it.next()),
+            "--requests" => requests = number("--requests", it.next()),
+            "--variants" => {
+                only = Some(it.next().unwrap_or_else(|| fail("--variants needs a list")))
+            }
+            "--config" => {
+                let spec = it
                     .next()
-                    .and_then(|v| v.parse().ok())
-                    .expect("--requests N")
+                    .unwrap_or_else(|| fail("--config needs NAME=JSON"));
+                extra.push(variants::extra(&spec).unwrap_or_else(|e| fail(&e)));
             }
-            "--rounds" => a.rounds = it.next().and_then(|v| v.parse().ok()).expect("--rounds N"),
-            "--out" => a.out = it.next().map(PathBuf::from),
-            "--variant" => {
-                let v = it.next().expect("--variant NAME=PLUGIN_CONFIG_JSON");
-                let (name, cfg) = v
-                    .split_once('=')
-                    .expect("--variant NAME=PLUGIN_CONFIG_JSON");
-                a.variants.push((name.to_string(), cfg.to_string()));
+            "--quick" => {
+                rounds = 3;
+                requests = 5_000;
             }
-            "--only-variants" => a.only_variants = true,
+            "--out" => out = it.next().map(PathBuf::from),
             "-h" | "--help" => {
-                println!("canary-bench [--requests N] [--rounds N] [--out FILE.json] [--variant NAME=JSON]... [--only-variants]");
-                println!(
-                    "  --variant adds a canary-filter run with that pluginConfig (repeatable);"
-                );
-                println!("  --only-variants measures bare Envoy and the variants only.");
+                println!("{HELP}");
+                for v in variants::all() {
+                    let sets: Vec<&str> = v.header_sets.iter().map(|s| s.id()).collect();
+                    println!("  {:<20} {} [{}]", v.id, v.label, sets.join(", "));
+                }
                 std::process::exit(0);
             }
-            other => {
-                eprintln!("unknown argument {other}; see --help");
-                std::process::exit(2);
-            }
+            other => fail(&format!("unknown argument {other}; see --help")),
         }
     }
-    a
-}
-
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
-    // Fields after the parenthesised command name; utime and stime are 14 and 15.
-    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    // USER_HZ (CLK_TCK) is 100 on every Linux architecture Envoy ships for.
-    ticks / 100.0
-}
-
-fn h2load(port: u16, n: u64) -> u64 {
-    let out = Command::new("taskset")
-        .args(["-c", "1", "h2load", "--h1", "-c", "16", "-t", "1", "-n"])
-        .arg(n.to_string())
-        .arg(format!("http://127.0.0.1:{port}/"))
-        .output()
-        .expect("h2load (run `make setup`)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    // "requests: 100 total, 100 started, 100 done, 100 succeeded, 0 failed, ..."
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("requests:"))
-        .unwrap_or_else(|| panic!("h2load said:\n{text}"));
-    let succeeded = line
-        .split(',')
-        .find_map(|p| {
-            p.trim()
-                .strip_suffix(" succeeded")
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0);
-    assert_eq!(succeeded, n, "not every request succeeded:\n{text}");
-    succeeded
-}
-
-struct Row {
-    name: String,
-    us_per_request: f64,
-    rounds: Vec<f64>,
-    requests_per_second: f64,
-}
-
-async fn measure(name: &str, filter: FilterSpec, a: &Args, upstream: &Upstream) -> Row {
-    let mut s = Sidecar::outbound(
-        filter,
-        &[("v1", upstream.addr), ("v2", upstream.addr)],
-        &[("v1", 100), ("v2", 0)],
-    );
-    s.cpu = Some(0);
-    s.concurrency = 1;
-    let envoy = Envoy::start(&s).await;
-    let port = envoy.listener.port();
-    h2load(port, a.requests / 10); // warm-up: connections, VM, stats
-    let mut rounds = vec![];
-    let mut rps = vec![];
-    for _ in 0..a.rounds {
-        let before = cpu_seconds(envoy.pid());
-        let t = Instant::now();
-        let n = tokio::task::block_in_place(|| h2load(port, a.requests));
-        let wall = t.elapsed().as_secs_f64();
-        let cpu = cpu_seconds(envoy.pid()) - before;
-        rounds.push(cpu / n as f64 * 1e6);
-        rps.push(n as f64 / wall);
+    if rounds == 0 || requests == 0 {
+        fail("--rounds and --requests must be at least 1");
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+    let mut chosen = match &only {
+        Some(ids) => variants::select(variants::all(), ids).unwrap_or_else(|e| fail(&e)),
+        None => variants::all(),
     };
-    let us = median(&mut rounds.clone());
-    let rps = median(&mut rps);
-    eprintln!("  {name:<28} {us:>7.2} us/request  ({rps:.0} req/s)  rounds {rounds:.2?}");
-    Row {
-        name: name.to_string(),
-        us_per_request: us,
-        rounds,
-        requests_per_second: rps,
+    chosen.extend(extra);
+    Args {
+        opts: Options {
+            rounds,
+            requests,
+            variants: chosen,
+        },
+        out,
     }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
     let a = args();
-    let upstream = Upstream::start("v1").await;
-    let wasm = canary_e2e::paths::filter_wasm();
-    let wasm_bytes = std::fs::metadata(&wasm).unwrap().len();
+    let cases: usize = a.opts.variants.iter().map(|v| v.header_sets.len()).sum();
     eprintln!(
-        "canary-bench: {} requests x {} rounds per variant; Envoy --concurrency 1 on CPU 0, h2load --h1 -c 16 on CPU 1",
-        a.requests, a.rounds
+        "canary-bench: {} variants, {cases} cases, {} rounds of {} requests; Envoy --concurrency 1 on CPU 0, h2load --h1 -c 16 on CPU 1",
+        a.opts.variants.len(),
+        a.opts.rounds,
+        a.opts.requests
     );
-    let mut rows = vec![measure("bare Envoy", FilterSpec::None, &a, &upstream).await];
-    if !a.only_variants {
-        rows.push(measure("no-op proxy-wasm", FilterSpec::Noop, &a, &upstream).await);
-        rows.push(measure("Lua header tagging", FilterSpec::Lua, &a, &upstream).await);
-        rows.push(
-            measure(
-                "canary filter (defaults)",
-                FilterSpec::Canary(String::new()),
-                &a,
-                &upstream,
-            )
-            .await,
-        );
+    if a.opts.rounds < 5 {
+        eprintln!("canary-bench: fewer than 5 rounds: the figures show the setup works, not what things cost");
     }
-    for (name, cfg) in &a.variants {
-        rows.push(
-            measure(
-                &format!("canary: {name}"),
-                FilterSpec::Canary(cfg.clone()),
-                &a,
-                &upstream,
-            )
-            .await,
-        );
+    // Nothing else should run during a bench: say so when something does.
+    let (busy0, t) = (probe::machine_busy(), std::time::Instant::now());
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let busy = (probe::machine_busy() - busy0) / t.elapsed().as_secs_f64() * 100.0;
+    if busy > 10.0 {
+        eprintln!("canary-bench: other processes use {busy:.0} % of one CPU right now: expect noisy figures (the report states how much ran beside the bench)");
     }
-    let bare = rows[0].us_per_request;
+    let result = run(&a.opts, |msg| eprintln!("  {msg}")).await;
+    let md = table::markdown(&result);
     println!();
-    println!("| variant | CPU us/request | over bare | x bare | req/s |");
-    println!("|---|---:|---:|---:|---:|");
-    for r in &rows {
-        println!(
-            "| {} | {:.2} | {:+.2} | {:.2} | {:.0} |",
-            r.name,
-            r.us_per_request,
-            r.us_per_request - bare,
-            r.us_per_request / bare,
-            r.requests_per_second
-        );
-    }
-    let mut over = None;
-    if !a.only_variants {
-        let canary = rows[3].us_per_request;
-        over = Some(canary - bare);
-        println!();
-        println!(
-            "canary filter: {:+.2} us/request over bare Envoy (target <= 8); its overhead is {:.2} x the no-op wasm filter's and {:.2} x Lua tagging's",
-            canary - bare,
-            (canary - bare) / (rows[1].us_per_request - bare).max(0.01),
-            (canary - bare) / (rows[2].us_per_request - bare).max(0.01)
-        );
-    }
-    println!(
-        "release module: {wasm_bytes} bytes ({:.0} KB; target <= 250 KB)",
-        wasm_bytes as f64 / 1024.0
-    );
-    let report = json!({
-        "requests_per_round": a.requests,
-        "rounds": a.rounds,
-        "method": "Envoy utime+stime from /proc/<pid>/stat over h2load --h1 -c 16 -n N; Envoy --concurrency 1 pinned to CPU 0, h2load to CPU 1; median of rounds",
-        "variants": rows.iter().map(|r| json!({
-            "name": r.name, "cpu_us_per_request": r.us_per_request, "rounds": r.rounds,
-            "over_bare_us": r.us_per_request - bare, "requests_per_second": r.requests_per_second,
-        })).collect::<Vec<_>>(),
-        "canary_over_bare_us": over,
-        "wasm_bytes": wasm_bytes,
-    });
+    print!("{md}");
     if let Some(out) = a.out {
-        if let Some(dir) = out.parent() {
-            std::fs::create_dir_all(dir).unwrap();
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .unwrap_or_else(|e| fail(&format!("{}: {e}", dir.display())));
         }
-        std::fs::write(&out, serde_json::to_string_pretty(&report).unwrap()).unwrap();
-        println!("wrote {}", out.display());
+        let json = serde_json::to_string_pretty(&table::json(&result)).unwrap_or_default();
+        let md_path = out.with_extension("md");
+        for (path, text) in [(&out, json), (&md_path, md)] {
+            std::fs::write(path, text)
+                .unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
+        }
+        println!("\nwrote {} and {}", out.display(), md_path.display());
     }
 }

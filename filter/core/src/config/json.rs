@@ -1,9 +1,8 @@
 //! Reading JSON into the raw config shapes, one field at a time, with the
 //! dotted path of every field at hand. serde_json parses the text into a
-//! plain tree ([`Value`], objects as lists of fields in document order); the
-//! readers take fields out of it by name, so each error names its field
-//! (`cohorts[1].match[0].exakt`) and unknown fields are refused when an object
-//! is closed. Derived `Deserialize` impls wrapped in a path tracker did the
+//! plain tree ([`Value`], objects as lists of fields in document order); each
+//! reader walks an object's fields with their paths, so each error names its
+//! field (`cohorts[1].match[0].exakt`) and unknown fields are refused. Derived `Deserialize` impls wrapped in a path tracker did the
 //! same at a third of the module's size.
 
 use std::fmt;
@@ -13,7 +12,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use super::error::{ConfigError, Quoted};
 
 /// A parsed JSON value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub(crate) enum Value {
     Null,
     Bool(bool),
@@ -181,13 +180,15 @@ impl Field {
         match variants.iter().find(|(name, _)| *name == s) {
             Some((_, v)) => Ok(*v),
             None => {
-                let names: Vec<String> = variants.iter().map(|(n, _)| format!("`{n}`")).collect();
+                let mut expected = String::new();
+                for (j, (k, _)) in variants.iter().enumerate() {
+                    expected.push_str(if j == 0 { "`" } else { ", `" });
+                    expected.push_str(k);
+                    expected.push('`');
+                }
                 Err(schema(
                     &path,
-                    format!(
-                        "unknown variant `{s}`, expected one of {}",
-                        names.join(", ")
-                    ),
+                    format!("unknown variant `{s}`, expected one of {expected}"),
                 ))
             }
         }
@@ -198,127 +199,91 @@ impl Field {
         self,
         mut each: impl FnMut(Field) -> Result<T, ConfigError>,
     ) -> Result<Vec<T>, ConfigError> {
+        let mut out = Vec::new();
+        self.each_item(&mut |f| {
+            out.push(each(f)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// [`Field::list`] behind one `dyn` call, so the loop exists once.
+    #[inline(never)]
+    fn each_item(
+        self,
+        each: &mut dyn FnMut(Field) -> Result<(), ConfigError>,
+    ) -> Result<(), ConfigError> {
         let Value::Array(items) = self.value else {
             return Err(self.invalid_type("a sequence"));
         };
-        let mut out = Vec::with_capacity(items.len());
         for (i, value) in items.into_iter().enumerate() {
-            out.push(each(Field {
+            each(Field {
                 path: format!("{}[{i}]", self.path),
                 value,
-            })?);
+            })?;
         }
-        Ok(out)
+        Ok(())
     }
 
     pub fn strings(self) -> Result<Vec<String>, ConfigError> {
         self.list(Field::string)
     }
 
-    /// An object whose fields are `fields`; read them, then [`Obj::close`] it.
+    /// Reads an object: `each` gets every field that is set (not `null`), in
+    /// document order, and says whether it knows it. Unknown and repeated
+    /// fields are refused, and so is an object lacking one of `required`.
+    /// `known` is for the message. One loop per object keeps the module small.
+    pub fn fields(
+        self,
+        known: &'static [&'static str],
+        required: &'static [&'static str],
+        mut each: impl FnMut(&str, Field) -> Result<bool, ConfigError>,
+    ) -> Result<(), ConfigError> {
+        self.each_field(known, required, &mut each)
+    }
+
+    /// [`Field::fields`] behind one `dyn` call, so the loop exists once.
     #[inline(never)]
-    pub fn object(self, fields: &'static [&'static str]) -> Result<Obj, ConfigError> {
-        match self.value {
-            Value::Object(map) => Ok(Obj {
-                path: self.path,
-                map,
-                fields,
-            }),
-            _ => Err(Field {
-                path: self.path,
-                value: self.value,
+    fn each_field(
+        self,
+        known: &'static [&'static str],
+        required: &'static [&'static str],
+        each: &mut dyn FnMut(&str, Field) -> Result<bool, ConfigError>,
+    ) -> Result<(), ConfigError> {
+        let Value::Object(entries) = self.value else {
+            return Err(self.invalid_type("an object"));
+        };
+        let names: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
+        for (i, (name, value)) in entries.into_iter().enumerate() {
+            let path = join(&self.path, &name);
+            if names[..i].contains(&name) {
+                return Err(schema(&path, format!("duplicate field `{name}`")));
             }
-            .invalid_type("an object")),
+            if value == Value::Null {
+                continue;
+            }
+            if !each(
+                &name,
+                Field {
+                    path: path.clone(),
+                    value,
+                },
+            )? {
+                let mut expected = String::new();
+                for (j, k) in known.iter().enumerate() {
+                    expected.push_str(if j == 0 { "`" } else { ", `" });
+                    expected.push_str(k);
+                    expected.push('`');
+                }
+                return Err(schema(
+                    &path,
+                    format!("unknown field `{name}`, expected one of {expected}"),
+                ));
+            }
         }
-    }
-}
-
-/// An object being read: each field is taken out as it is read, so what is
-/// left when it is closed is unknown (or given twice).
-pub(crate) struct Obj {
-    path: String,
-    map: Vec<(String, Value)>,
-    fields: &'static [&'static str],
-}
-
-impl Obj {
-    /// Field `name`; absent and `null` both mean "not set".
-    #[inline(never)]
-    pub fn field(&mut self, name: &str) -> Option<Field> {
-        let i = self.map.iter().position(|(k, _)| k == name)?;
-        match self.map.remove(i).1 {
-            Value::Null => None,
-            value => Some(Field {
-                path: join(&self.path, name),
-                value,
-            }),
-        }
-    }
-
-    /// Field `name` read by `read`, `None` when not set.
-    pub fn opt<T>(
-        &mut self,
-        name: &str,
-        read: impl FnOnce(Field) -> Result<T, ConfigError>,
-    ) -> Result<Option<T>, ConfigError> {
-        self.field(name).map(read).transpose()
-    }
-
-    // One small, non-generic reader per type: each call site stays a call.
-
-    #[inline(never)]
-    pub fn string(&mut self, name: &str) -> Result<Option<String>, ConfigError> {
-        self.field(name).map(Field::string).transpose()
-    }
-
-    #[inline(never)]
-    pub fn strings(&mut self, name: &str) -> Result<Option<Vec<String>>, ConfigError> {
-        self.field(name).map(Field::strings).transpose()
-    }
-
-    #[inline(never)]
-    pub fn f64(&mut self, name: &str) -> Result<Option<f64>, ConfigError> {
-        self.field(name).map(Field::f64).transpose()
-    }
-
-    #[inline(never)]
-    pub fn u32(&mut self, name: &str) -> Result<Option<u32>, ConfigError> {
-        self.field(name).map(Field::u32).transpose()
-    }
-
-    #[inline(never)]
-    pub fn bool(&mut self, name: &str) -> Result<Option<bool>, ConfigError> {
-        self.field(name).map(Field::bool).transpose()
-    }
-
-    /// Field `name`, which must be set.
-    pub fn req<T>(
-        &mut self,
-        name: &str,
-        read: impl FnOnce(Field) -> Result<T, ConfigError>,
-    ) -> Result<T, ConfigError> {
-        match self.field(name) {
-            Some(f) => read(f),
-            None => Err(schema(&self.path, format!("missing field `{name}`"))),
-        }
-    }
-
-    /// Refuses any field that was not read.
-    #[inline(never)]
-    pub fn close(self) -> Result<(), ConfigError> {
-        match self.map.first().map(|(k, _)| k) {
+        match required.iter().find(|r| !names.iter().any(|n| n == *r)) {
+            Some(r) => Err(schema(&self.path, format!("missing field `{r}`"))),
             None => Ok(()),
-            Some(k) if self.fields.contains(&k.as_str()) => Err(schema(
-                &join(&self.path, k),
-                format!("duplicate field `{k}`"),
-            )),
-            Some(k) => {
-                let known: Vec<String> = self.fields.iter().map(|f| format!("`{f}`")).collect();
-                Err(schema(
-                    &join(&self.path, k),
-                    format!("unknown field `{k}`, expected one of {}", known.join(", ")),
-                ))
-            }
         }
     }
 }

@@ -4,7 +4,7 @@
 //! `TryFrom` conversions next to each section.
 
 use super::error::ConfigError;
-use super::json::{Field, Obj, Value};
+use super::json::{Field, Value};
 
 #[derive(Debug, Default)]
 pub(crate) struct RawConfig {
@@ -18,7 +18,7 @@ pub(crate) struct RawConfig {
     pub gates: Option<RawGates>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct RawCohort {
     pub name: String,
     pub matches: Vec<RawMatch>,
@@ -42,7 +42,7 @@ pub(crate) struct RawSticky {
     pub missing_key: Option<MissingKey>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct RawUserKey {
     pub header: Option<String>,
     pub cookie: Option<String>,
@@ -126,7 +126,7 @@ pub(crate) struct RawBurn {
     pub rollback: Option<bool>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct RawBurnPair {
     pub long: String,
     pub short: String,
@@ -160,132 +160,172 @@ pub enum Direction {
 impl RawConfig {
     /// The whole document; `value` is its root.
     pub fn read(value: Value) -> Result<Self, ConfigError> {
-        let mut o = Field::root(value).object(&[
-            "cohortHeader",
-            "cohorts",
-            "sticky",
-            "trust",
-            "version",
-            "responseHeaders",
-            "metrics",
-            "gates",
-        ])?;
-        let raw = RawConfig {
-            cohort_header: o.string("cohortHeader")?,
-            cohorts: o.opt("cohorts", |f| f.list(RawCohort::read))?,
-            sticky: o.opt("sticky", RawSticky::read)?,
-            trust: o.opt("trust", RawTrust::read)?,
-            version: o.opt("version", RawVersion::read)?,
-            response_headers: o.opt("responseHeaders", RawResponseHeaders::read)?,
-            metrics: o.opt("metrics", |f| {
-                let mut o = f.object(&["enabled"])?;
-                let enabled = o.bool("enabled")?;
-                o.close().map(|()| RawMetrics { enabled })
-            })?,
-            gates: o.opt("gates", RawGates::read)?,
-        };
-        o.close().map(|()| raw)
+        let mut raw = RawConfig::default();
+        Field::root(value).fields(
+            &[
+                "cohortHeader",
+                "cohorts",
+                "sticky",
+                "trust",
+                "version",
+                "responseHeaders",
+                "metrics",
+                "gates",
+            ],
+            &[],
+            |name, f| {
+                match name {
+                    "cohortHeader" => raw.cohort_header = Some(f.string()?),
+                    "cohorts" => raw.cohorts = Some(f.list(RawCohort::read)?),
+                    "sticky" => raw.sticky = Some(RawSticky::read(f)?),
+                    "trust" => raw.trust = Some(RawTrust::read(f)?),
+                    "version" => raw.version = Some(RawVersion::read(f)?),
+                    "responseHeaders" => raw.response_headers = Some(RawResponseHeaders::read(f)?),
+                    "metrics" => {
+                        let mut m = RawMetrics::default();
+                        f.fields(&["enabled"], &[], |name, f| {
+                            match name {
+                                "enabled" => m.enabled = Some(f.bool()?),
+                                _ => return Ok(false),
+                            }
+                            Ok(true)
+                        })?;
+                        raw.metrics = Some(m);
+                    }
+                    "gates" => raw.gates = Some(RawGates::read(f)?),
+                    _ => return Ok(false),
+                }
+                Ok(true)
+            },
+        )?;
+        Ok(raw)
     }
-}
-
-/// Closes `o` and hands back `raw`.
-fn done<T>(o: Obj, raw: T) -> Result<T, ConfigError> {
-    o.close().map(|()| raw)
 }
 
 impl RawCohort {
     fn read(f: Field) -> Result<Self, ConfigError> {
-        let mut o = f.object(&["name", "match"])?;
-        let raw = RawCohort {
-            name: o.req("name", Field::string)?,
-            matches: o.req("match", |f| f.list(RawMatch::read))?,
-        };
-        done(o, raw)
+        let mut raw = RawCohort::default();
+        f.fields(&["name", "match"], &["name", "match"], |name, f| {
+            match name {
+                "name" => raw.name = f.string()?,
+                "match" => raw.matches = f.list(RawMatch::read)?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(raw)
     }
 }
 
 impl RawMatch {
     fn read(f: Field) -> Result<Self, ConfigError> {
-        let mut o = f.object(&["header", "cookie", "query", "exact", "prefix", "present"])?;
-        let raw = RawMatch {
-            header: o.string("header")?,
-            cookie: o.string("cookie")?,
-            query: o.string("query")?,
-            exact: o.string("exact")?,
-            prefix: o.string("prefix")?,
-            present: o.bool("present")?,
-        };
-        done(o, raw)
+        let mut raw = RawMatch::default();
+        let known = &["header", "cookie", "query", "exact", "prefix", "present"];
+        f.fields(known, &[], |name, f| {
+            match name {
+                "header" => raw.header = Some(f.string()?),
+                "cookie" => raw.cookie = Some(f.string()?),
+                "query" => raw.query = Some(f.string()?),
+                "exact" => raw.exact = Some(f.string()?),
+                "prefix" => raw.prefix = Some(f.string()?),
+                "present" => raw.present = Some(f.bool()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(raw)
     }
 }
 
 impl RawSticky {
     fn read(f: Field) -> Result<Self, ConfigError> {
-        let mut o = f.object(&["percent", "userKey", "salt", "missingKey"])?;
-        let raw = RawSticky {
-            percent: o.f64("percent")?,
-            user_key: o.opt("userKey", |f| {
-                let mut o = f.object(&["header", "cookie"])?;
-                let raw = RawUserKey {
-                    header: o.string("header")?,
-                    cookie: o.string("cookie")?,
-                };
-                done(o, raw)
-            })?,
-            salt: o.string("salt")?,
-            missing_key: o.opt("missingKey", |f| {
-                f.variant(&[
-                    ("stable", MissingKey::Stable),
-                    ("perRequest", MissingKey::PerRequest),
-                ])
-            })?,
-        };
-        done(o, raw)
+        let mut raw = RawSticky::default();
+        let known = &["percent", "userKey", "salt", "missingKey"];
+        f.fields(known, &[], |name, f| {
+            match name {
+                "percent" => raw.percent = Some(f.f64()?),
+                "userKey" => {
+                    let mut key = RawUserKey::default();
+                    f.fields(&["header", "cookie"], &[], |name, f| {
+                        match name {
+                            "header" => key.header = Some(f.string()?),
+                            "cookie" => key.cookie = Some(f.string()?),
+                            _ => return Ok(false),
+                        }
+                        Ok(true)
+                    })?;
+                    raw.user_key = Some(key);
+                }
+                "salt" => raw.salt = Some(f.string()?),
+                "missingKey" => {
+                    raw.missing_key = Some(f.variant(&[
+                        ("stable", MissingKey::Stable),
+                        ("perRequest", MissingKey::PerRequest),
+                    ])?)
+                }
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(raw)
     }
 }
 
 impl RawTrust {
     fn read(f: Field) -> Result<Self, ConfigError> {
-        let mut o = f.object(&["routingHeaders", "sourceCidrs", "peerPrincipals"])?;
-        let raw = RawTrust {
-            routing_headers: o.strings("routingHeaders")?,
-            source_cidrs: o.strings("sourceCidrs")?,
-            peer_principals: o.strings("peerPrincipals")?,
-        };
-        done(o, raw)
+        let mut raw = RawTrust::default();
+        let known = &["routingHeaders", "sourceCidrs", "peerPrincipals"];
+        f.fields(known, &[], |name, f| {
+            match name {
+                "routingHeaders" => raw.routing_headers = Some(f.strings()?),
+                "sourceCidrs" => raw.source_cidrs = Some(f.strings()?),
+                "peerPrincipals" => raw.peer_principals = Some(f.strings()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(raw)
     }
 }
 
 impl RawVersion {
     fn read(f: Field) -> Result<Self, ConfigError> {
-        let mut o = f.object(&["direction", "value", "known"])?;
-        let raw = RawVersion {
-            direction: o.opt("direction", |f| {
-                f.variant(&[
-                    ("auto", Direction::Auto),
-                    ("client", Direction::Client),
-                    ("server", Direction::Server),
-                    ("AUTO", Direction::Auto),
-                    ("CLIENT", Direction::Client),
-                    ("SERVER", Direction::Server),
-                ])
-            })?,
-            value: o.string("value")?,
-            known: o.strings("known")?,
-        };
-        done(o, raw)
+        let mut raw = RawVersion::default();
+        f.fields(&["direction", "value", "known"], &[], |name, f| {
+            match name {
+                "direction" => {
+                    raw.direction = Some(f.variant(&[
+                        ("auto", Direction::Auto),
+                        ("client", Direction::Client),
+                        ("server", Direction::Server),
+                        ("AUTO", Direction::Auto),
+                        ("CLIENT", Direction::Client),
+                        ("SERVER", Direction::Server),
+                    ])?)
+                }
+                "value" => raw.value = Some(f.string()?),
+                "known" => raw.known = Some(f.strings()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(raw)
     }
 }
 
 impl RawResponseHeaders {
     fn read(f: Field) -> Result<Self, ConfigError> {
-        let mut o = f.object(&["version", "cohort", "serverTiming"])?;
-        let raw = RawResponseHeaders {
-            version: o.opt("version", Toggle::read)?,
-            cohort: o.opt("cohort", Toggle::read)?,
-            server_timing: o.opt("serverTiming", Toggle::read)?,
-        };
-        done(o, raw)
+        let mut raw = RawResponseHeaders::default();
+        f.fields(&["version", "cohort", "serverTiming"], &[], |name, f| {
+            match name {
+                "version" => raw.version = Some(Toggle::read(f)?),
+                "cohort" => raw.cohort = Some(Toggle::read(f)?),
+                "serverTiming" => raw.server_timing = Some(Toggle::read(f)?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(raw)
     }
 }
 
@@ -301,7 +341,8 @@ impl Toggle {
 
 impl RawGates {
     fn read(f: Field) -> Result<Self, ConfigError> {
-        let mut o = f.object(&[
+        let mut raw = RawGates::default();
+        let known = &[
             "canaryVersion",
             "tick",
             "bucket",
@@ -311,39 +352,52 @@ impl RawGates {
             "rollback",
             "burnRate",
             "withdraw",
-        ])?;
-        let raw = RawGates {
-            canary_version: o.string("canaryVersion")?,
-            tick: o.string("tick")?,
-            bucket: o.string("bucket")?,
-            min_samples: o.u32("minSamples")?,
-            objectives: o.opt("objectives", |f| {
-                let mut o = f.object(&["availabilityPercent", "latencyP99"])?;
-                let raw = RawObjectives {
-                    availability_percent: o.f64("availabilityPercent")?,
-                    latency_p99: o.string("latencyP99")?,
-                };
-                done(o, raw)
-            })?,
-            promotion: o.opt("promotion", |f| f.list(RawPromotion::read))?,
-            rollback: o.opt("rollback", |f| f.list(RawTrigger::read))?,
-            burn_rate: o.opt("burnRate", |f| {
-                let mut o = f.object(&["windows", "rollback"])?;
-                let raw = RawBurn {
-                    windows: o.opt("windows", |f| f.list(RawBurnPair::read))?,
-                    rollback: o.bool("rollback")?,
-                };
-                done(o, raw)
-            })?,
-            withdraw: o.strings("withdraw")?,
-        };
-        done(o, raw)
+        ];
+        f.fields(known, &[], |name, f| {
+            match name {
+                "canaryVersion" => raw.canary_version = Some(f.string()?),
+                "tick" => raw.tick = Some(f.string()?),
+                "bucket" => raw.bucket = Some(f.string()?),
+                "minSamples" => raw.min_samples = Some(f.u32()?),
+                "objectives" => {
+                    let mut o = RawObjectives::default();
+                    f.fields(&["availabilityPercent", "latencyP99"], &[], |name, f| {
+                        match name {
+                            "availabilityPercent" => o.availability_percent = Some(f.f64()?),
+                            "latencyP99" => o.latency_p99 = Some(f.string()?),
+                            _ => return Ok(false),
+                        }
+                        Ok(true)
+                    })?;
+                    raw.objectives = Some(o);
+                }
+                "promotion" => raw.promotion = Some(f.list(RawPromotion::read)?),
+                "rollback" => raw.rollback = Some(f.list(RawTrigger::read)?),
+                "burnRate" => {
+                    let mut b = RawBurn::default();
+                    f.fields(&["windows", "rollback"], &[], |name, f| {
+                        match name {
+                            "windows" => b.windows = Some(f.list(RawBurnPair::read)?),
+                            "rollback" => b.rollback = Some(f.bool()?),
+                            _ => return Ok(false),
+                        }
+                        Ok(true)
+                    })?;
+                    raw.burn_rate = Some(b);
+                }
+                "withdraw" => raw.withdraw = Some(f.strings()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(raw)
     }
 }
 
 impl RawPromotion {
     fn read(f: Field) -> Result<Self, ConfigError> {
-        let mut o = f.object(&[
+        let mut raw = RawPromotion::default();
+        let known = &[
             "atPercent",
             "maxErrorPercent",
             "maxP99",
@@ -351,48 +405,62 @@ impl RawPromotion {
             "objectives",
             "holdFor",
             "window",
-        ])?;
-        let raw = RawPromotion {
-            at_percent: o.req("atPercent", Field::f64)?,
-            max_error_percent: o.f64("maxErrorPercent")?,
-            max_p99: o.string("maxP99")?,
-            max_5xx: o.u32("max5xx")?,
-            objectives: o.bool("objectives")?,
-            hold_for: o.string("holdFor")?,
-            window: o.string("window")?,
-        };
-        done(o, raw)
+        ];
+        f.fields(known, &["atPercent"], |name, f| {
+            match name {
+                "atPercent" => raw.at_percent = f.f64()?,
+                "maxErrorPercent" => raw.max_error_percent = Some(f.f64()?),
+                "maxP99" => raw.max_p99 = Some(f.string()?),
+                "max5xx" => raw.max_5xx = Some(f.u32()?),
+                "objectives" => raw.objectives = Some(f.bool()?),
+                "holdFor" => raw.hold_for = Some(f.string()?),
+                "window" => raw.window = Some(f.string()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(raw)
     }
 }
 
 impl RawTrigger {
     fn read(f: Field) -> Result<Self, ConfigError> {
-        let mut o = f.object(&[
+        let mut raw = RawTrigger::default();
+        let known = &[
             "errorPercentAbove",
             "p99Above",
             "http5xxPercentAbove",
             "window",
             "for",
-        ])?;
-        let raw = RawTrigger {
-            error_percent_above: o.f64("errorPercentAbove")?,
-            p99_above: o.string("p99Above")?,
-            http_5xx_percent_above: o.f64("http5xxPercentAbove")?,
-            window: o.string("window")?,
-            for_: o.string("for")?,
-        };
-        done(o, raw)
+        ];
+        f.fields(known, &[], |name, f| {
+            match name {
+                "errorPercentAbove" => raw.error_percent_above = Some(f.f64()?),
+                "p99Above" => raw.p99_above = Some(f.string()?),
+                "http5xxPercentAbove" => raw.http_5xx_percent_above = Some(f.f64()?),
+                "window" => raw.window = Some(f.string()?),
+                "for" => raw.for_ = Some(f.string()?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(raw)
     }
 }
 
 impl RawBurnPair {
     fn read(f: Field) -> Result<Self, ConfigError> {
-        let mut o = f.object(&["long", "short", "factor"])?;
-        let raw = RawBurnPair {
-            long: o.req("long", Field::string)?,
-            short: o.req("short", Field::string)?,
-            factor: o.req("factor", Field::f64)?,
-        };
-        done(o, raw)
+        let mut raw = RawBurnPair::default();
+        let all = &["long", "short", "factor"];
+        f.fields(all, all, |name, f| {
+            match name {
+                "long" => raw.long = f.string()?,
+                "short" => raw.short = f.string()?,
+                "factor" => raw.factor = f.f64()?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(raw)
     }
 }

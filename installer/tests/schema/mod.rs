@@ -1,13 +1,12 @@
 //! Validating Istio objects without a cluster, against the CRDs' own OpenAPI
 //! v3 schemas (the structural part the API server enforces, with unknown
 //! fields refused as `fieldValidation=Strict` does) and their CEL rules
-//! (`x-kubernetes-validations`, evaluated by kube-cel).
+//! (`x-kubernetes-validations`, evaluated by kube-cel). Test support only:
+//! `canaryctl` itself does not carry it.
 
 use std::path::Path;
 
 use serde_json::{Map, Value};
-
-use crate::error::{Error, Result};
 
 /// One served version of one CRD.
 #[derive(Debug, Clone)]
@@ -24,11 +23,8 @@ pub struct Crds {
 
 impl Crds {
     /// Loads every CustomResourceDefinition in the YAML files of `dir`.
-    pub fn load_dir(dir: &Path) -> Result<Crds> {
-        let file_err = |p: &Path, m: String| Error::File {
-            path: p.display().to_string(),
-            message: m,
-        };
+    pub fn load_dir(dir: &Path) -> Result<Crds, String> {
+        let file_err = |p: &Path, m: String| format!("{}: {m}", p.display());
         let mut crds = Crds::default();
         let entries = std::fs::read_dir(dir).map_err(|e| file_err(dir, e.to_string()))?;
         let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).collect();
@@ -68,11 +64,6 @@ impl Crds {
             .iter()
             .map(|v| (v.api_version.clone(), v.kind.clone()))
             .collect()
-    }
-
-    /// Whether a CRD for this object's apiVersion and kind is loaded.
-    pub fn knows(&self, obj: &Value) -> bool {
-        self.find(obj).is_some()
     }
 
     fn find(&self, obj: &Value) -> Option<&Version> {

@@ -1,0 +1,164 @@
+//! The measurement: every variant's Envoy started up front, then rounds in
+//! which every case (a variant with one header set) runs once, so a change
+//! in the machine's state during the run touches all cases alike instead of
+//! the ones that happened to run at that moment.
+
+use std::time::Instant;
+
+use super::load;
+use super::probe::{self, LinearMemory};
+use super::topology;
+use super::variants::{HeaderSet, Variant};
+use crate::Envoy;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub rounds: usize,
+    pub requests: u64,
+    pub variants: Vec<Variant>,
+}
+
+/// One case measured once.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Sample {
+    /// Envoy utime+stime over the run divided by the requests answered.
+    pub cpu_us_per_request: f64,
+    pub requests: u64,
+    pub requests_per_second: f64,
+    /// CPU used during the run by anything but this Envoy and h2load, in %
+    /// of one CPU: the noise a reader should know about.
+    pub other_cpu_percent: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// Index into [`Run::variants`].
+    pub variant: usize,
+    pub headers: HeaderSet,
+    /// One per round, in round order.
+    pub samples: Vec<Sample>,
+}
+
+/// The machine and build the figures belong to.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Machine {
+    pub measured_at: String,
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub envoy_version: String,
+    pub filter_wasm_bytes: u64,
+    pub noop_wasm_bytes: u64,
+}
+
+impl Machine {
+    pub fn now() -> Machine {
+        let size = |p: std::path::PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
+        Machine {
+            measured_at: probe::utc_now(),
+            cpus: probe::cpus(),
+            cpu_model: probe::cpu_model(),
+            envoy_version: probe::envoy_version(&crate::paths::envoy_bin()),
+            filter_wasm_bytes: size(crate::paths::filter_wasm()),
+            noop_wasm_bytes: size(crate::paths::noop_wasm()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub rounds: usize,
+    pub requests: u64,
+    pub machine: Machine,
+    pub variants: Vec<Variant>,
+    pub cases: Vec<Case>,
+    /// Per variant (same index): its wasm linear memories after the run.
+    pub memory: Vec<Vec<LinearMemory>>,
+}
+
+/// Measures `opts`; `progress` gets one line per step. Panics (test tooling)
+/// when a config is refused, an Envoy does not start or answer as expected,
+/// or a request fails during a measurement.
+pub async fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Run {
+    for v in &opts.variants {
+        if let Err(e) = v.check_config() {
+            panic!("{e}");
+        }
+    }
+    let machine = Machine::now();
+    let mut envoys: Vec<Envoy> = vec![];
+    for v in &opts.variants {
+        progress(&format!("starting {} ({})", v.id, v.label));
+        envoys.push(topology::start(v).await);
+    }
+    let mut cases: Vec<Case> = vec![];
+    for (i, v) in opts.variants.iter().enumerate() {
+        for set in &v.header_sets {
+            cases.push(Case {
+                variant: i,
+                headers: *set,
+                samples: vec![],
+            });
+        }
+    }
+    // Warm-up: connections, V8's optimising tier, first-use allocations.
+    progress(&format!("warming up {} cases", cases.len()));
+    let warm = (opts.requests / 10).max(2_000);
+    for c in &cases {
+        let envoy = &envoys[c.variant];
+        if let Err(e) = load::run(envoy.listener, c.headers, warm).await {
+            panic!("{} ({}): {e}", opts.variants[c.variant].id, c.headers.id());
+        }
+    }
+    for round in 0..opts.rounds {
+        let t = Instant::now();
+        // Rotate the order so no case always runs first or after the same one.
+        let n = cases.len();
+        for k in 0..n {
+            let c = &mut cases[(k + round) % n];
+            let envoy = &envoys[c.variant];
+            match measure(envoy, c.headers, opts.requests).await {
+                Ok(s) => c.samples.push(s),
+                Err(e) => panic!("{} ({}): {e}", opts.variants[c.variant].id, c.headers.id()),
+            }
+        }
+        progress(&format!(
+            "round {}/{} done in {:.0} s",
+            round + 1,
+            opts.rounds,
+            t.elapsed().as_secs_f64()
+        ));
+    }
+    let memory = envoys
+        .iter()
+        .map(|e| probe::wasm_memories(e.pid()))
+        .collect();
+    Run {
+        rounds: opts.rounds,
+        requests: opts.requests,
+        machine,
+        variants: opts.variants.clone(),
+        cases,
+        memory,
+    }
+}
+
+async fn measure(envoy: &Envoy, set: HeaderSet, n: u64) -> Result<Sample, String> {
+    let pid = envoy.pid();
+    let (envoy0, children0, busy0) = (
+        probe::process_cpu(pid),
+        probe::children_cpu(),
+        probe::machine_busy(),
+    );
+    let t = Instant::now();
+    let load = load::run(envoy.listener, set, n).await?;
+    let wall = t.elapsed().as_secs_f64();
+    let envoy_cpu = probe::process_cpu(pid) - envoy0;
+    let h2load_cpu = probe::children_cpu() - children0;
+    let other = (probe::machine_busy() - busy0 - envoy_cpu - h2load_cpu).max(0.0);
+    Ok(Sample {
+        cpu_us_per_request: envoy_cpu / load.ok as f64 * 1e6,
+        requests: load.ok,
+        requests_per_second: load.ok as f64 / wall,
+        other_cpu_percent: other / wall * 100.0,
+    })
+}

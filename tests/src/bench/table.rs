@@ -1,0 +1,472 @@
+//! What a run says: medians and ranges per case, the cost over bare Envoy,
+//! the issue's targets as pass/fail lines (ratios within this one run), as
+//! a markdown report and as JSON.
+
+use serde_json::{json, Value};
+
+use super::run::{Case, Run};
+use super::variants::{Filter, HeaderSet};
+
+/// Median of a non-empty slice (mean of the middle two for an even count).
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
+fn cpu(c: &Case) -> Vec<f64> {
+    c.samples.iter().map(|s| s.cpu_us_per_request).collect()
+}
+
+fn min_max(v: &[f64]) -> (f64, f64) {
+    v.iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+            (lo.min(*x), hi.max(*x))
+        })
+}
+
+impl Run {
+    /// The case of variant `id` with header set `set`, if it was measured.
+    pub fn case(&self, id: &str, set: HeaderSet) -> Option<&Case> {
+        self.cases
+            .iter()
+            .find(|c| self.variants[c.variant].id == id && c.headers == set)
+    }
+
+    /// Bare Envoy on the same path with the same headers.
+    fn baseline(&self, c: &Case) -> Option<&Case> {
+        let path = self.variants[c.variant].path;
+        self.cases.iter().find(|b| {
+            let v = &self.variants[b.variant];
+            v.filter == Filter::None && v.path == path && b.headers == c.headers
+        })
+    }
+
+    /// Microseconds of Envoy CPU per request over bare Envoy: the median of
+    /// the per-round differences, so both figures of a pair were measured
+    /// minutes apart at most.
+    pub fn over_bare(&self, c: &Case) -> Option<f64> {
+        let b = self.baseline(c)?;
+        let d: Vec<f64> = c
+            .samples
+            .iter()
+            .zip(&b.samples)
+            .map(|(x, y)| x.cpu_us_per_request - y.cpu_us_per_request)
+            .collect();
+        (!d.is_empty()).then(|| median(&d))
+    }
+
+    fn over(&self, id: &str, set: HeaderSet) -> Option<f64> {
+        self.over_bare(self.case(id, set)?)
+    }
+
+    /// CPU used by other processes during the measurements, in % of one
+    /// CPU: (median, max).
+    pub fn other_cpu(&self) -> (f64, f64) {
+        let all: Vec<f64> = self
+            .cases
+            .iter()
+            .flat_map(|c| c.samples.iter().map(|s| s.other_cpu_percent))
+            .collect();
+        (median(&all), min_max(&all).1)
+    }
+
+    /// The issue's targets, evaluated on this run.
+    pub fn targets(&self) -> Vec<Target> {
+        use HeaderSet::{Minimal, Realistic};
+        let f = self.over("filter", Minimal);
+        // `a` against `b` (both µs over bare): the ratio, and whether it is
+        // at most `limit`; `percent` shows it as a change instead of a factor.
+        let ratio = |name: &str,
+                     target: &str,
+                     needs: &[&'static str],
+                     a: Option<f64>,
+                     b: Option<f64>,
+                     limit: f64,
+                     percent: bool| {
+            let result = a.zip(b).map(|(a, b)| {
+                let r = a / b;
+                let shown = if percent {
+                    format!("{:+.1} %", (r - 1.0) * 100.0)
+                } else {
+                    format!("{r:.2}x")
+                };
+                (
+                    r,
+                    format!("{shown} ({a:+.2} vs {b:+.2} µs)"),
+                    Some(r <= limit),
+                )
+            });
+            Target::new(name, target, needs, result)
+        };
+        let bytes = self.machine.filter_wasm_bytes;
+        let memory = self
+            .variants
+            .iter()
+            .position(|v| v.id == "filter")
+            .and_then(|i| {
+                self.memory[i]
+                    .iter()
+                    .map(|m| m.size_kib)
+                    .max()
+                    .map(|kib| (kib, self.memory[i].len()))
+            });
+        vec![
+            ratio(
+                "filter `{}` overhead / empty module overhead",
+                "at most 2x",
+                &["filter", "noop"],
+                f,
+                self.over("noop", Minimal),
+                2.0,
+                false,
+            ),
+            ratio(
+                "filter `{}` overhead / Lua doing the same work",
+                "at most 1x",
+                &["filter", "lua"],
+                f,
+                self.over("lua", Minimal),
+                1.0,
+                false,
+            ),
+            ratio(
+                "shipped config overhead vs `{}`",
+                "at most +15 %",
+                &["shipped", "filter"],
+                self.over("shipped", Minimal),
+                f,
+                1.15,
+                true,
+            ),
+            ratio(
+                "filter `{}` overhead, realistic vs minimal headers",
+                "at most +10 %",
+                &["filter", "bare"],
+                self.over("filter", Realistic),
+                f,
+                1.10,
+                true,
+            ),
+            Target::new(
+                "release module size",
+                "at most 200 KiB (204,800 bytes)",
+                &[],
+                Some((
+                    bytes as f64,
+                    format!("{} bytes", thousands(bytes)),
+                    Some(bytes <= 200 * 1024),
+                )),
+            ),
+            Target::new(
+                "filter `{}` linear memory per VM",
+                "about 1.1 MiB as before, reported",
+                &["filter"],
+                memory.map(|(kib, vms)| {
+                    (
+                        kib as f64,
+                        format!("{kib} KiB (largest of {vms} VMs)"),
+                        None,
+                    )
+                }),
+            ),
+        ]
+    }
+}
+
+/// A target from the issue, checked on one run. Never asserted: the bench
+/// reports, it does not fail.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Target {
+    pub name: String,
+    pub target: String,
+    /// The figure compared (a ratio, bytes or KiB).
+    pub value: Option<f64>,
+    pub measured: Option<String>,
+    /// `None` for a figure that is only reported.
+    pub pass: Option<bool>,
+    #[serde(skip)]
+    needs: Vec<&'static str>,
+}
+
+impl Target {
+    fn new(
+        name: &str,
+        target: &str,
+        needs: &[&'static str],
+        result: Option<(f64, String, Option<bool>)>,
+    ) -> Target {
+        let (value, measured, pass) = match result {
+            Some((v, m, p)) => (Some(v), Some(m), p),
+            None => (None, None, None),
+        };
+        Target {
+            name: name.into(),
+            target: target.into(),
+            value,
+            measured,
+            pass,
+            needs: needs.to_vec(),
+        }
+    }
+
+    pub fn line(&self) -> String {
+        let Some(m) = &self.measured else {
+            return format!(
+                "- {}: not measured (needs variants {})",
+                self.name,
+                self.needs.join(", ")
+            );
+        };
+        let verdict = match self.pass {
+            Some(true) => ": **pass**",
+            Some(false) => ": **FAIL**",
+            None => "",
+        };
+        format!("- {}: {m} (target: {}){verdict}", self.name, self.target)
+    }
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// The report as markdown: machine, method, the table, memory, targets.
+pub fn markdown(run: &Run) -> String {
+    let m = &run.machine;
+    let mut out = String::new();
+    let mut line = |s: &str| {
+        out.push_str(s);
+        out.push('\n');
+    };
+    line(&format!(
+        "Measured {} on {} CPUs ({}), Envoy {}; filter module {} bytes, empty module {} bytes.",
+        m.measured_at,
+        m.cpus,
+        m.cpu_model,
+        m.envoy_version,
+        thousands(m.filter_wasm_bytes),
+        thousands(m.noop_wasm_bytes)
+    ));
+    line("");
+    let (other_median, other_max) = run.other_cpu();
+    line(&format!(
+        "Envoy `--concurrency 1` on CPU 0, `h2load --h1 -c 16` on CPU 1; {} interleaved rounds of {} \
+         requests per case. Envoy CPU (utime+stime) per request: median and \
+         min-max over the rounds; \"over bare\" is the median per-round difference to bare Envoy on the \
+         same path with the same request headers. Other processes used {other_median:.1} % of one CPU \
+         during the measurements (median; max {other_max:.1} %).",
+        run.rounds,
+        thousands(run.requests)
+    ));
+    line("");
+    line("| variant | request headers | CPU µs/request | min-max | over bare | requests/s |");
+    line("|---|---|---:|---:|---:|---:|");
+    for c in &run.cases {
+        let v = cpu(c);
+        let (lo, hi) = min_max(&v);
+        let rps: Vec<f64> = c.samples.iter().map(|s| s.requests_per_second).collect();
+        let over = match run.over_bare(c) {
+            Some(d) if run.variants[c.variant].filter != Filter::None => format!("{d:+.2}"),
+            _ => "-".into(),
+        };
+        line(&format!(
+            "| {} | {} | {:.2} | {lo:.2}-{hi:.2} | {over} | {} |",
+            run.variants[c.variant].label,
+            c.headers.id(),
+            median(&v),
+            thousands(median(&rps).round() as u64)
+        ));
+    }
+    let wasm: Vec<usize> = (0..run.variants.len())
+        .filter(|i| run.variants[*i].filter.is_wasm())
+        .collect();
+    if !wasm.is_empty() {
+        line("");
+        line("| wasm variant | VMs | linear memory per VM (KiB) | resident per VM (KiB) |");
+        line("|---|---:|---:|---:|");
+        for i in wasm {
+            let mem = &run.memory[i];
+            let sizes: Vec<String> = mem.iter().map(|x| x.size_kib.to_string()).collect();
+            let rss: Vec<String> = mem.iter().map(|x| x.rss_kib.to_string()).collect();
+            line(&format!(
+                "| {} | {} | {} | {} |",
+                run.variants[i].label,
+                mem.len(),
+                sizes.join(" / "),
+                rss.join(" / ")
+            ));
+        }
+    }
+    let lookalikes: usize = (0..run.variants.len())
+        .filter(|i| !run.variants[*i].filter.is_wasm())
+        .map(|i| run.memory[i].len())
+        .sum();
+    if lookalikes > 0 {
+        line("");
+        line(&format!(
+            "Warning: Envoy without a wasm module shows {lookalikes} mappings that look like wasm memories: the memory figures are not to be trusted."
+        ));
+    }
+    line("");
+    line("Targets (ratios within this run; proxied path, minimal request headers unless said):");
+    line("");
+    for t in run.targets() {
+        line(&t.line());
+    }
+    out
+}
+
+/// The report as JSON: every round's sample, the summaries and the targets.
+pub fn json(run: &Run) -> Value {
+    let cases: Vec<Value> = run
+        .cases
+        .iter()
+        .map(|c| {
+            let v = &run.variants[c.variant];
+            let cpu = cpu(c);
+            let (lo, hi) = min_max(&cpu);
+            json!({
+                "variant": v.id,
+                "label": v.label,
+                "path": v.path.id(),
+                "plugin_config": match &v.filter { Filter::Canary(cfg) => Some(cfg), _ => None },
+                "headers": c.headers.id(),
+                "cpu_us_per_request": {"median": median(&cpu), "min": lo, "max": hi},
+                "over_bare_us": run.over_bare(c),
+                "rounds": c.samples,
+            })
+        })
+        .collect();
+    let memory: Vec<Value> = run
+        .variants
+        .iter()
+        .zip(&run.memory)
+        .filter(|(v, _)| v.filter.is_wasm())
+        .map(|(v, m)| json!({"variant": v.id, "linear_memories": m}))
+        .collect();
+    let (other_median, other_max) = run.other_cpu();
+    json!({
+        "machine": run.machine,
+        "method": {
+            "envoy": "one process per variant, --concurrency 1, pinned to CPU 0; proxied variants route to Istio-named clusters whose endpoint is a second listener of the same Envoy (direct response)",
+            "load": "h2load --h1 -c 16 -t 1, pinned to CPU 1",
+            "cpu": "Envoy utime+stime from /proc/<pid>/stat over one h2load run, divided by the requests answered 2xx",
+            "order": "all variants started up front; every round measures every case once, rotating the order",
+            "over_bare": "median of per-round differences to bare Envoy on the same path with the same request headers",
+            "memory": "wasm linear memories from /proc/<pid>/smaps after the last round",
+        },
+        "rounds": run.rounds,
+        "requests_per_round": run.requests,
+        "other_cpu_percent": {"median": other_median, "max": other_max},
+        "header_sets": {
+            "minimal": HeaderSet::Minimal.headers(),
+            "realistic": HeaderSet::Realistic.headers(),
+            "internal": HeaderSet::Internal.headers(),
+        },
+        "cases": cases,
+        "wasm_memory_kib": memory,
+        "targets": run.targets(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::run::{Machine, Sample};
+    use crate::bench::variants::{self, Variant};
+
+    /// A run of `bare`, `noop` and `filter` (minimal headers) with these
+    /// per-round CPU figures.
+    fn run_of(rounds: &[[f64; 3]]) -> Run {
+        let vs: Vec<Variant> = variants::select(variants::all(), "bare,noop,filter").unwrap();
+        let sample = |us: f64| Sample {
+            cpu_us_per_request: us,
+            requests: 1000,
+            requests_per_second: 1000.0,
+            other_cpu_percent: 0.0,
+        };
+        Run {
+            rounds: rounds.len(),
+            requests: 1000,
+            machine: Machine {
+                measured_at: "now".into(),
+                cpus: 2,
+                cpu_model: "cpu".into(),
+                envoy_version: "1.40.0".into(),
+                filter_wasm_bytes: 300_000,
+                noop_wasm_bytes: 80_000,
+            },
+            cases: (0..3)
+                .map(|i| Case {
+                    variant: i,
+                    headers: HeaderSet::Minimal,
+                    samples: rounds.iter().map(|r| sample(r[i])).collect(),
+                })
+                .collect(),
+            memory: vec![vec![]; 3],
+            variants: vs,
+        }
+    }
+
+    #[test]
+    fn over_bare_is_the_median_of_the_per_round_differences() {
+        // The machine slows down in round 2: the pair still differs by 5.
+        let run = run_of(&[[20.0, 25.0, 30.0], [40.0, 45.0, 52.0], [21.0, 26.0, 29.0]]);
+        assert_eq!(run.over_bare(&run.cases[1]), Some(5.0));
+        assert_eq!(run.over_bare(&run.cases[2]), Some(10.0));
+        assert_eq!(run.over_bare(&run.cases[0]), Some(0.0));
+    }
+
+    #[test]
+    fn targets_pass_within_their_limit_fail_beyond_and_say_what_is_missing() {
+        let at = |run: &Run, name: &str| {
+            run.targets()
+                .into_iter()
+                .find(|t| t.name.starts_with(name))
+                .unwrap()
+        };
+        let within = run_of(&[[20.0, 25.0, 30.0]]);
+        assert_eq!(at(&within, "filter `{}` overhead / empty").pass, Some(true));
+        let beyond = run_of(&[[20.0, 25.0, 30.5]]);
+        let t = at(&beyond, "filter `{}` overhead / empty");
+        assert_eq!(t.pass, Some(false));
+        assert!(
+            t.line().contains("2.10x (+10.50 vs +5.00 µs)"),
+            "{}",
+            t.line()
+        );
+        assert!(t.line().ends_with("**FAIL**"), "{}", t.line());
+        let lua = at(&within, "filter `{}` overhead / Lua");
+        assert_eq!(lua.pass, None);
+        assert!(lua
+            .line()
+            .contains("not measured (needs variants filter, lua)"));
+        assert_eq!(at(&within, "release module size").pass, Some(false));
+    }
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(median(&[4.0, 1.0, 3.0]), 3.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+
+    #[test]
+    fn thousands_are_separated_by_commas() {
+        assert_eq!(thousands(407_054), "407,054");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+    }
+}

@@ -1,0 +1,81 @@
+//! The benchmark's machinery works: every variant's Envoy configuration is
+//! valid, and a tiny interleaved run answers every request and reads CPU
+//! time and wasm memory. No timing is asserted: figures come from `make bench`.
+
+use canary_e2e::bench::run::{run, Options};
+use canary_e2e::bench::variants::{self, HeaderSet};
+use canary_e2e::bench::{table, topology};
+use canary_e2e::envoy::validate;
+
+#[test]
+fn every_bench_variant_has_a_valid_plugin_config_and_envoy_configuration() {
+    for v in variants::all() {
+        v.check_config().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("envoy.json");
+        let bootstrap = topology::bootstrap(&v, &topology::free_upstreams(), dir.path());
+        let clusters: Vec<&str> = bootstrap["static_resources"]["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert_eq!(
+            clusters,
+            [
+                "outbound|80|v1|reviews.default.svc.cluster.local",
+                "outbound|80|v2|reviews.default.svc.cluster.local"
+            ],
+            "variant {}",
+            v.id
+        );
+        std::fs::write(&path, bootstrap.to_string()).unwrap();
+        if let Err(e) = validate(&path) {
+            panic!("variant {} does not validate:\n{e}", v.id);
+        }
+    }
+}
+
+#[test]
+fn a_misspelt_bench_config_is_refused_before_any_envoy_starts() {
+    let err = variants::extra(r#"typo={"metric": {"enabled": false}}"#).unwrap_err();
+    assert!(err.contains("metric"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tiny_interleaved_run_answers_every_request_and_reads_cpu_and_memory() {
+    let mut chosen = variants::select(variants::all(), "bare,noop,filter").unwrap();
+    for v in &mut chosen {
+        v.header_sets = vec![HeaderSet::Minimal];
+    }
+    let opts = Options {
+        rounds: 2,
+        requests: 2_000,
+        variants: chosen,
+    };
+    let result = run(&opts, |_| {}).await;
+    assert_eq!(result.cases.len(), 3);
+    for c in &result.cases {
+        assert_eq!(c.samples.len(), 2);
+        for s in &c.samples {
+            assert_eq!(s.requests, 2_000);
+            assert!(s.cpu_us_per_request > 0.0, "{s:?}");
+        }
+    }
+    let id = |i: usize| result.variants[i].id.as_str();
+    for (i, mem) in result.memory.iter().enumerate() {
+        match id(i) {
+            "bare" => assert!(mem.is_empty(), "bare Envoy has no wasm memory: {mem:?}"),
+            _ => assert!(
+                !mem.is_empty() && mem.iter().all(|m| m.size_kib >= 64),
+                "{}: {mem:?}",
+                id(i)
+            ),
+        }
+    }
+    let md = table::markdown(&result);
+    for v in &result.variants {
+        assert!(md.contains(&v.label), "{md}");
+    }
+    assert_eq!(table::json(&result)["cases"].as_array().unwrap().len(), 3);
+}
