@@ -24,6 +24,10 @@ mod entry {
     use super::*;
 
     proxy_wasm::main! {{
+        // A panic aborts the VM (a trap); its message is the one clue an
+        // operator gets, so it goes to Envoy's log first. (The SDK installs
+        // such a hook only through the `log` crate, which the module leaves out.)
+        std::panic::set_hook(Box::new(|info| log(LogLevel::Critical, &info.to_string())));
         proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(CanaryRoot::default()) });
     }}
 }
