@@ -63,7 +63,7 @@ impl RootContext for CanaryRoot {
         .ok()
         .flatten()
         .unwrap_or_default();
-        let config = match Config::from_json(&bytes) {
+        let mut config = match Config::from_json(&bytes) {
             Ok(c) => c,
             Err(e) => {
                 log(
@@ -73,6 +73,14 @@ impl RootContext for CanaryRoot {
                 return false;
             }
         };
+        // WASI gives the VM the variables of the plugin's `vm_config`.
+        if let Err(e) = config.identity.resolve_key(|name| std::env::var(name).ok()) {
+            log(
+                LogLevel::Error,
+                &format!("canary: rejected configuration: {e}"),
+            );
+            return false;
+        }
         if config.trust.trusts_everyone() && !config.trust.routing_headers.is_empty() {
             log(
                 LogLevel::Warn,

@@ -31,7 +31,7 @@ impl Default for Business {
 
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Which phases to play, 1-5.
+    /// Which phases to play, 1-6.
     pub steps: Vec<u8>,
     /// Requests per second of the user population.
     pub rate: f64,
@@ -50,7 +50,7 @@ impl Options {
     /// `make demo`: about a minute.
     pub fn demo() -> Options {
         Options {
-            steps: vec![1, 2, 3, 4, 5],
+            steps: vec![1, 2, 3, 4, 5, 6],
             rate: 150.0,
             users: 300,
             phase_secs: 6.0,
@@ -72,7 +72,7 @@ impl Options {
         }
     }
 
-    /// Whether phase `n` (1-5) is to be played.
+    /// Whether phase `n` (1-6) is to be played.
     pub fn plays(&self, n: u8) -> bool {
         self.steps.contains(&n)
     }

@@ -311,6 +311,20 @@ pub fn html(r: &Results, o: &Options) -> String {
             format!("{} of {}", c.spoofed_on_v2, c.spoofed),
         );
     }
+    if let Some(i) = &r.identity {
+        row(
+            "Verified identity: beta testers (JWT group) on v2 / others on v1",
+            format!(
+                "{:.0} % / {:.0} %",
+                i.beta_on_v2 * 100.0,
+                i.others_on_v1 * 100.0
+            ),
+        );
+        row(
+            "Spoofed headers and forged baggage that reached v2",
+            format!("{} of {}", i.spoofed_on_v2, i.spoofed),
+        );
+    }
     if let (Some(a), Some(g)) = (&r.outlier_only, &r.gated) {
         row(
             "Broken v3, outlier detection alone: errors / users hit",

@@ -70,6 +70,21 @@ pub struct CohortResult {
     pub spoofed_on_v2: usize,
 }
 
+/// Phase 6: cohorts from verified identity, and how far forgeries got.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IdentityResult {
+    /// Beta testers (by verified JWT group) whose call reached v2.
+    pub beta_on_v2: f64,
+    pub others_on_v1: f64,
+    /// Spoofed headers, forged baggage through the inbound sidecar, and
+    /// forged baggage straight at the outbound one.
+    pub spoofed: usize,
+    pub spoofed_on_v2: usize,
+    pub expired: usize,
+    /// Expired tokens jwt_authn refused with 401.
+    pub expired_refused: usize,
+}
+
 /// One step of phase 5's gated promotion.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PromotionStep {
@@ -113,6 +128,7 @@ pub struct Results {
     pub v3_withdrawn: bool,
     pub promotion: Vec<PromotionStep>,
     pub business: Option<BusinessView>,
+    pub identity: Option<IdentityResult>,
     /// The productpage sidecar's samples, per (sub-)phase.
     pub timelines: Vec<(String, Vec<Sample>)>,
     pub rate: f64,

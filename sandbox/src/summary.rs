@@ -50,6 +50,12 @@ pub fn table(r: &Results, o: &Options) -> String {
             p.outcome()
         ));
     }
+    if let Some(i) = &r.identity {
+        s.push_str(&format!(
+            "  verified identity     : beta testers on v2 {:.0} %, others on v1 {:.0} %; forged {} of {} reached v2; expired tokens refused {} of {}\n",
+            i.beta_on_v2 * 100.0, i.others_on_v1 * 100.0, i.spoofed_on_v2, i.spoofed, i.expired_refused, i.expired
+        ));
+    }
     if let Some(b) = &r.business {
         s.push_str(&format!(
             "  business (Exercise 8) : per bad deploy ${:.0} before, ${:.2} with outlier detection + {} s manual rollback, ${:.2} with the gate; ${:.0}/month saved\n",

@@ -128,6 +128,13 @@ async fn the_short_sandbox_shows_what_the_workshop_module_promises() {
         r.promotion
     );
 
+    // 6. Beta testers by verified JWT group reach v2 across productpage's
+    //    hop; spoofed headers and forged baggage never do; expired tokens are refused.
+    let i = r.identity.as_ref().unwrap();
+    assert_eq!((i.beta_on_v2, i.others_on_v1), (1.0, 1.0));
+    assert_eq!(i.spoofed_on_v2, 0);
+    assert_eq!(i.expired_refused, i.expired);
+
     // The business view follows from what was measured.
     let b = r.business.as_ref().unwrap();
     assert!(b.gate_per_deploy < b.manual_per_deploy && b.manual_per_deploy < b.before_per_deploy);

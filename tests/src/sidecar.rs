@@ -89,8 +89,10 @@ pub struct Sidecar {
     pub concurrency: u32,
     /// Pin Envoy to this CPU (benchmark).
     pub cpu: Option<u32>,
-    /// HTTP filters placed before the one under test (e.g. [`lua_stall`]).
-    pub filters_before: Vec<Value>,
+    /// HTTP filters placed before the canary filter (e.g. `jwt_authn`).
+    pub before_filters: Vec<Value>,
+    /// Environment variables of the canary filter's VM (`vmConfig.env`).
+    pub vm_env: Vec<(String, String)>,
 }
 
 impl Sidecar {
@@ -123,7 +125,8 @@ impl Sidecar {
             failure_policy: "FAIL_CLOSED",
             concurrency: 1,
             cpu: None,
-            filters_before: vec![],
+            before_filters: vec![],
+            vm_env: vec![],
         }
     }
 
@@ -178,18 +181,31 @@ impl Sidecar {
         })
     }
 
+    /// `wasm` with [`Sidecar::vm_env`] as the VM's environment variables.
+    fn with_vm_env(&self, mut wasm: Value) -> Value {
+        if !self.vm_env.is_empty() {
+            let vars: serde_json::Map<String, Value> = self
+                .vm_env
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect();
+            wasm["config"]["vm_config"]["environment_variables"] = json!({"key_values": vars});
+        }
+        wasm
+    }
+
     fn http_filters(&self, dir: &Path) -> Vec<Value> {
-        let mut filters = self.filters_before.clone();
+        let mut filters = self.before_filters.clone();
         match &self.filter {
             FilterSpec::None => {}
-            FilterSpec::Canary(cfg) => filters.push(json!({
-                "name": FILTER_NAME,
-                "typed_config": Sidecar::canary_wasm(cfg, &crate::paths::filter_wasm(), self.failure_policy),
-            })),
-            FilterSpec::CanaryModule(cfg, wasm) => filters.push(json!({
-                "name": FILTER_NAME,
-                "typed_config": Sidecar::canary_wasm(cfg, wasm, self.failure_policy),
-            })),
+            FilterSpec::Canary(cfg) => {
+                let wasm = Sidecar::canary_wasm(cfg, &crate::paths::filter_wasm(), self.failure_policy);
+                filters.push(json!({"name": FILTER_NAME, "typed_config": self.with_vm_env(wasm)}));
+            }
+            FilterSpec::CanaryModule(cfg, wasm) => {
+                let wasm = Sidecar::canary_wasm(cfg, wasm, self.failure_policy);
+                filters.push(json!({"name": FILTER_NAME, "typed_config": self.with_vm_env(wasm)}));
+            }
             FilterSpec::CanaryEcds(cfg) => {
                 let ecds_dir = dir.join("ecds");
                 std::fs::create_dir_all(&ecds_dir).unwrap();

@@ -89,7 +89,7 @@ async fn two_workers(upstream: SocketAddr) -> Envoy {
         &[("v1", 100)],
     );
     s.concurrency = 2;
-    s.filters_before = vec![lua_stall()];
+    s.before_filters = vec![lua_stall()];
     Envoy::start(&s).await
 }
 

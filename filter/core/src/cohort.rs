@@ -10,6 +10,7 @@ use crate::config::{
 };
 use crate::hash;
 use crate::host::Http;
+use crate::identity;
 use crate::trust;
 
 /// The declared cohorts some rule claims: bit `i` is `cohorts.rules[i]`
@@ -62,7 +63,7 @@ impl HeaderClaims {
 }
 
 /// The rules among `rules` one of whose matches satisfies `holds`.
-fn rule_claims(rules: &[CohortRule], holds: impl Fn(&Match) -> bool) -> Claims {
+pub(crate) fn rule_claims(rules: &[CohortRule], holds: impl Fn(&Match) -> bool) -> Claims {
     let mut claims = 0;
     for (i, rule) in rules.iter().enumerate() {
         if rule.matches.iter().any(&holds) {
@@ -123,6 +124,9 @@ pub fn choose(cfg: &Config, host: &impl Http, header_claims: Claims, now_ns: u64
             })
         });
     }
+    if reads(|s| matches!(s, Source::Claim(_) | Source::Principal(_))) {
+        claims |= identity::claims(ahead, host);
+    }
     if claims != 0 {
         return Cohort::declared(claims.trailing_zeros() as usize);
     }
@@ -134,6 +138,11 @@ pub fn choose(cfg: &Config, host: &impl Http, header_claims: Claims, now_ns: u64
             host.request_header(h, |k| k.and_then(|k| key_bucket(sticky.salt.as_bytes(), k)))
         }
         UserKey::Cookie(_) => cookie_bucket,
+        UserKey::Claim(c) => c.with_attribute(|path| {
+            host.property(path, |k| {
+                k.and_then(|k| key_bucket(sticky.salt.as_bytes(), k))
+            })
+        }),
     };
     let bucket = match (bucket, sticky.missing_key) {
         (Some(b), _) => Some(b),
@@ -231,6 +240,10 @@ pub fn test(t: &Test, value: Option<&[u8]>) -> bool {
         (Test::Present, Some(_)) => true,
         (Test::Exact(want), Some(v)) => v == want.as_slice(),
         (Test::Prefix(p), Some(v)) => v.starts_with(p),
+        // A word of a space-delimited value, as OAuth scopes are written.
+        (Test::Contains(word), Some(v)) => v
+            .split(|b| matches!(b, b' ' | b'\t'))
+            .any(|w| w == word.as_slice()),
     }
 }
 
@@ -240,6 +253,8 @@ fn test_decoded(t: &Test, mut value: Decoded<'_>) -> bool {
         Test::Present => true,
         Test::Exact(want) => value.eq(want.iter().copied()),
         Test::Prefix(p) => p.iter().all(|b| value.next() == Some(*b)),
+        // Configs refuse `contains` outside claims.
+        Test::Contains(_) => false,
     }
 }
 

@@ -13,6 +13,7 @@ pub mod decimal;
 pub mod gates;
 pub mod hash;
 pub mod host;
+pub mod identity;
 pub mod judge;
 pub mod labels;
 pub mod liveness;

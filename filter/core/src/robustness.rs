@@ -448,6 +448,75 @@ mod properties {
             prop_assert_eq!(crate::labels::decode(&crate::labels::encode(&labels)), Some(labels));
         }
     }
+
+    proptest! {
+        #[test]
+        fn arbitrary_baggage_and_claim_bytes_never_panic(
+            b in client_bytes(96), at in any::<prop::sample::Index>(), byte in any::<u8>(),
+        ) {
+            use crate::config::Test;
+            use crate::identity::{baggage, claim, pairs::Pairs, Key};
+            let key = Key::new(&[3; 32]).unwrap();
+            let signed = key.sign("beta", b"id");
+            let _ = baggage::lookup(&b, "canary-cohort");
+            let _ = baggage::with_member(Some(&b), "canary-cohort", b"v");
+            let _ = baggage::without_member(&b, "canary-cohort");
+            baggage::members(&b).for_each(|m| drop(m.decoded()));
+            let _ = key.verify(&b, &b);
+            if let Some(p) = Pairs::parse(&b) {
+                p.iter().for_each(drop);
+            }
+            for t in [
+                Test::Exact(b"a".to_vec()),
+                Test::Contains(b"a".to_vec()),
+                Test::Present,
+                Test::Prefix(b"a".to_vec()),
+            ] {
+                let _ = claim::test(&t, Some(&b));
+            }
+            // Mutated pairs buffers and tags, not only arbitrary ones.
+            let list = crate::identity::pairs::encode([(&b"beta"[..], &b""[..]), (&b[..], &b""[..])]);
+            for base in [&list, &signed] {
+                let mut m = base.clone();
+                let i = at.index(m.len());
+                m[i] = byte;
+                if let Some(p) = Pairs::parse(&m) {
+                    p.iter().for_each(drop);
+                }
+                let _ = key.verify(&m, b"id");
+            }
+        }
+
+        #[test]
+        fn whole_requests_through_signing_and_verifying_filters_never_panic(
+            baggage in client_bytes(80), id in client_bytes(16), groups in client_bytes(40),
+            x in client_bytes(9), sub in client_bytes(12), peer in client_bytes(16),
+        ) {
+            static PLUGINS: std::sync::OnceLock<[Plugin; 2]> = std::sync::OnceLock::new();
+            let plugins = PLUGINS.get_or_init(|| {
+                let key = "k".repeat(32);
+                let rules = r#""cohorts": [{"name": "beta", "match": [{"claim": "groups", "contains": "b"}, {"claim": "t.x", "exact": "1"}]},
+                               {"name": "qa", "match": [{"principal": "spiffe://a/*"}]}],
+                    "sticky": {"percent": 50, "userKey": {"claim": "sub"}}"#;
+                ["SERVER", "CLIENT"].map(|d| {
+                    let json = format!(
+                        r#"{{{rules}, "version": {{"direction": "{d}"}}, "identity": {{"baggage": {{"key": "{key}"}}}}}}"#
+                    );
+                    Plugin::new(Config::from_json(json.as_bytes()).unwrap(), None)
+                })
+            });
+            let payload = "metadata.filter_metadata.envoy.filters.http.jwt_authn.payload";
+            for p in plugins {
+                let headers: [(&str, &[u8]); 2] = [("baggage", &baggage), ("x-request-id", &id)];
+                let mut host = FakeHost::with_request(&headers)
+                    .prop(&format!("{payload}.groups"), &groups)
+                    .prop(&format!("{payload}.t.x"), &x)
+                    .prop(&format!("{payload}.sub"), &sub)
+                    .prop("connection.uri_san_peer_certificate", &peer);
+                Stream::default().on_request_headers(p, &Vm::default(), &mut host);
+            }
+        }
+    }
 }
 
 /// Inputs that once needed care, fixed so they run on every target.

@@ -10,6 +10,7 @@ use crate::config::{Cohort, Config};
 use crate::gates::window::Outcome;
 use crate::gates::Engine;
 use crate::host::{Http, Metrics, SharedStore};
+use crate::identity;
 use crate::labels::VersionLabels;
 use crate::metrics::{Registry, Sample};
 use crate::outcome;
@@ -80,7 +81,9 @@ impl Stream {
 
         let read = HeaderClaims::read(&cfg.cohorts, host);
         let trusted = cfg.trust.screen(&cfg.cohorts.headers, read.sent, host);
-        self.cohort = cohort::choose(cfg, host, read.believed(trusted), now);
+        // A cohort signed where the caller's identity was verified wins.
+        self.cohort = identity::carried(cfg, host)
+            .unwrap_or_else(|| cohort::choose(cfg, host, read.believed(trusted), now));
         // A withdrawn canary takes no new users: they route to stable, and the
         // response shows the cohort actually used.
         if vm.withdrawn()
@@ -91,6 +94,7 @@ impl Stream {
         {
             self.cohort = Cohort::STABLE;
         }
+        identity::carry(cfg, host, self.cohort);
         // Replaces whatever the client sent under this name. Envoy selects the
         // route again after a Wasm filter changes request headers, so
         // VirtualService matches on the cohort header see the new value: the

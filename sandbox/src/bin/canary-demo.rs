@@ -8,10 +8,11 @@ use std::process::ExitCode;
 use canary_sandbox::{report, run, summary, Options};
 
 const HELP: &str = "canary-demo [options]
-  --steps 1,2,3,4,5     phases to play (default: all)
+  --steps 1,2,3,4,5,6   phases to play (default: all)
                         1 all-or-nothing, 2 canary steps (weights vs sticky),
                         3 internal/beta first and a spoofed header,
-                        4 broken v3: outlier detection vs the gate, 5 SLO-gated promotion
+                        4 broken v3: outlier detection vs the gate, 5 SLO-gated promotion,
+                        6 verified identity: beta testers by JWT group, forged headers and baggage
   --short               the shortened scenario `make test` runs
   --rate N              requests per second (default 150)
   --users N             user population (default 300)
@@ -52,10 +53,10 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
                 o.steps = v
                     .split(',')
                     .filter_map(|s| s.trim().parse().ok())
-                    .filter(|s| (1..=5).contains(s))
+                    .filter(|s| (1..=6).contains(s))
                     .collect();
                 if o.steps.is_empty() {
-                    return Err("--steps takes phases 1-5, e.g. 1,4".into());
+                    return Err("--steps takes phases 1-6, e.g. 1,4".into());
                 }
             }
             "--short" => {

@@ -3,9 +3,11 @@
 //! numbering (stable, canary, then the declared cohorts) lives here and
 //! nowhere else.
 
-use super::error::{is_cohort_name, ConfigError, HeaderName, Quoted};
-use super::raw::{MissingKey, RawCohort, RawMatch, RawSticky};
+use super::error::{is_cohort_name, ConfigError, HeaderName, Quoted, QuotedList};
+use super::raw::{MissingKey, RawClaim, RawCohort, RawMatch, RawSticky};
 use crate::decimal::short;
+use crate::identity::ClaimPath;
+use crate::trust::Principal;
 
 /// Cohort label of requests no rule and no sticky bucket claimed.
 pub const STABLE: &str = "stable";
@@ -44,6 +46,10 @@ pub enum Source {
     Cookie(String),
     /// Query parameter of this name (percent-decoded) in `:path`.
     Query(String),
+    /// A claim of the JWT `jwt_authn` verified (never a header).
+    Claim(ClaimPath),
+    /// The mTLS peer's SPIFFE id; the rule holds when it is this principal.
+    Principal(Principal),
 }
 
 /// How a rule tests the value it read.
@@ -52,6 +58,8 @@ pub enum Test {
     Exact(Vec<u8>),
     Prefix(Vec<u8>),
     Present,
+    /// An element of an array claim, or a word of a space-delimited value.
+    Contains(Vec<u8>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,41 +213,88 @@ impl TryFrom<Vec<RawCohort>> for Cohorts {
 
 impl Cohorts {
     fn convert_match(&mut self, field: &str, m: RawMatch) -> Result<Match, ConfigError> {
-        let source = match (m.header, m.cookie, m.query) {
-            (Some(h), None, None) => {
-                let h = HeaderName::parse(&format!("{field}.header"), &h)?;
-                let idx = match self.headers.iter().position(|x| x.name == h) {
-                    Some(i) => i,
-                    None => {
-                        self.headers.push(RuleHeader {
-                            name: h,
-                            guarded: false,
-                        });
-                        self.headers.len() - 1
-                    }
-                };
-                Source::Header(idx)
-            }
-            (None, Some(c), None) if !c.is_empty() => Source::Cookie(c),
-            (None, None, Some(q)) if !q.is_empty() => Source::Query(q),
-            (None, Some(_), None) | (None, None, Some(_)) => {
+        let sources = [
+            m.header.is_some(),
+            m.cookie.is_some(),
+            m.query.is_some(),
+            m.claim.is_some(),
+            m.principal.is_some(),
+        ];
+        if sources.iter().filter(|s| **s).count() != 1 {
+            return Err(ConfigError::invalid(
+                field,
+                "set exactly one of `header`, `cookie`, `query`, `claim` or `principal`",
+            ));
+        }
+        let tests = [
+            m.exact.is_some(),
+            m.prefix.is_some(),
+            m.present.is_some(),
+            m.contains.is_some(),
+        ];
+        if let Some(p) = m.principal {
+            // The principal is the test: the rule holds for that peer.
+            if tests.contains(&true) {
                 return Err(ConfigError::invalid(
                     field,
-                    "the cookie or query name must not be empty",
-                ))
+                    "a `principal` rule takes no `exact`, `prefix`, `present` or `contains`",
+                ));
             }
-            _ => {
-                return Err(ConfigError::invalid(
-                    field,
-                    "set exactly one of `header`, `cookie` or `query`",
-                ))
+            let principal = p.parse::<Principal>().map_err(|e| {
+                ConfigError::invalid(format!("{field}.principal"), format!("{}: {e}", Quoted(&p)))
+            })?;
+            return Ok(Match {
+                source: Source::Principal(principal),
+                test: Test::Present,
+            });
+        }
+        let source = if let Some(h) = m.header {
+            let h = HeaderName::parse(&format!("{field}.header"), &h)?;
+            let idx = match self.headers.iter().position(|x| x.name == h) {
+                Some(i) => i,
+                None => {
+                    self.headers.push(RuleHeader {
+                        name: h,
+                        guarded: false,
+                    });
+                    self.headers.len() - 1
+                }
+            };
+            Source::Header(idx)
+        } else if let Some(c) = m.claim {
+            Source::Claim(claim_path(&format!("{field}.claim"), c)?)
+        } else {
+            match (m.cookie, m.query) {
+                (Some(c), _) if !c.is_empty() => Source::Cookie(c),
+                (_, Some(q)) if !q.is_empty() => Source::Query(q),
+                _ => {
+                    return Err(ConfigError::invalid(
+                        field,
+                        "the cookie or query name must not be empty",
+                    ))
+                }
             }
         };
-        let test = match (m.exact, m.prefix, m.present) {
-            (Some(v), None, None) => Test::Exact(v.into_bytes()),
-            (None, Some(p), None) => Test::Prefix(p.into_bytes()),
-            (None, None, Some(true)) => Test::Present,
-            (None, None, Some(false)) => {
+        if m.contains.is_some() && !matches!(source, Source::Claim(_)) {
+            return Err(ConfigError::invalid(
+                format!("{field}.contains"),
+                "`contains` applies to claims only",
+            ));
+        }
+        let test = match (m.exact, m.prefix, m.present, m.contains) {
+            (Some(v), None, None, None) => Test::Exact(v.into_bytes()),
+            (None, Some(p), None, None) => Test::Prefix(p.into_bytes()),
+            (None, None, Some(true), None) => Test::Present,
+            (None, None, None, Some(c)) if !c.is_empty() && !c.contains([' ', '\t']) => {
+                Test::Contains(c.into_bytes())
+            }
+            (None, None, None, Some(c)) => {
+                return Err(ConfigError::invalid(
+                    format!("{field}.contains"),
+                    format!("{} must be one non-empty word", Quoted(&c)),
+                ))
+            }
+            (None, None, Some(false), None) => {
                 return Err(ConfigError::invalid(
                     format!("{field}.present"),
                     "only `present: true` is supported",
@@ -248,12 +303,30 @@ impl Cohorts {
             _ => {
                 return Err(ConfigError::invalid(
                     field,
-                    "set exactly one of `exact`, `prefix` or `present`",
+                    "set exactly one of `exact`, `prefix`, `present` or `contains`",
                 ))
             }
         };
         Ok(Match { source, test })
     }
+
+    /// Whether any rule reads a JWT claim (claims exist only behind
+    /// `jwt_authn`).
+    pub fn reads_claims(&self) -> bool {
+        self.rules
+            .iter()
+            .flat_map(|r| &r.matches)
+            .any(|m| matches!(m.source, Source::Claim(_)))
+    }
+}
+
+/// A validated claim path; `field` names it in the error.
+pub(crate) fn claim_path(field: &str, raw: RawClaim) -> Result<ClaimPath, ConfigError> {
+    let (shown, parsed) = match raw {
+        RawClaim::Dotted(s) => (Quoted(&s).to_string(), ClaimPath::dotted(&s)),
+        RawClaim::Segments(v) => (QuotedList(&v).to_string(), ClaimPath::segments(v)),
+    };
+    parsed.map_err(|e| ConfigError::invalid(field, format!("{shown} is not a claim path: {e}")))
 }
 
 /// Whose request the sticky percentage buckets.
@@ -261,6 +334,9 @@ impl Cohorts {
 pub enum UserKey {
     Header(HeaderName),
     Cookie(String),
+    /// A claim of the verified JWT, usually `sub`: the bucket follows the
+    /// person, not a value the client picks.
+    Claim(ClaimPath),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,19 +376,22 @@ impl TryFrom<RawSticky> for Sticky {
             sticky.basis_points = bp as u32;
         }
         if let Some(k) = raw.user_key {
-            sticky.user_key = match (k.header, k.cookie) {
-                (Some(h), None) => UserKey::Header(HeaderName::parse("sticky.userKey.header", &h)?),
-                (None, Some(c)) if !c.is_empty() => UserKey::Cookie(c),
-                (None, Some(_)) => {
+            sticky.user_key = match (k.header, k.cookie, k.claim) {
+                (Some(h), None, None) => {
+                    UserKey::Header(HeaderName::parse("sticky.userKey.header", &h)?)
+                }
+                (None, Some(c), None) if !c.is_empty() => UserKey::Cookie(c),
+                (None, Some(_), None) => {
                     return Err(ConfigError::invalid(
                         "sticky.userKey.cookie",
                         "must not be empty",
                     ))
                 }
+                (None, None, Some(c)) => UserKey::Claim(claim_path("sticky.userKey.claim", c)?),
                 _ => {
                     return Err(ConfigError::invalid(
                         "sticky.userKey",
-                        "set exactly one of `header` or `cookie`",
+                        "set exactly one of `header`, `cookie` or `claim`",
                     ))
                 }
             };

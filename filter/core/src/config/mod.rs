@@ -7,6 +7,7 @@ pub mod cohorts;
 pub mod duration;
 pub mod error;
 pub mod gates;
+pub mod identity;
 mod json;
 pub(crate) mod raw;
 
@@ -14,6 +15,7 @@ pub use cohorts::{Cohort, CohortRule, Cohorts, Match, RuleHeader, Source, Sticky
 pub use cohorts::{CANARY, MAX_COHORTS, STABLE};
 pub use error::{ConfigError, HeaderName, Quoted, QuotedList};
 pub use gates::Gates;
+pub use identity::Identity;
 pub use raw::{Direction, MissingKey};
 
 use crate::trust::{Cidr, Principal, Trust};
@@ -42,6 +44,8 @@ pub struct Config {
     pub metrics_enabled: bool,
     /// SLO gates; off unless a `gates` section is present.
     pub gates: Option<Gates>,
+    /// Cohorts carried in signed baggage; off unless configured.
+    pub identity: Identity,
 }
 
 impl Default for Config {
@@ -83,6 +87,7 @@ impl Config {
             },
             metrics_enabled: true,
             gates: None,
+            identity: Identity::default(),
         }
     }
 
@@ -167,6 +172,7 @@ impl TryFrom<RawConfig> for Config {
         }
 
         let version = VersionPolicy::try_from(raw.version.unwrap_or_default())?;
+        let identity = Identity::from_raw(raw.identity.unwrap_or_default(), version.direction)?;
         let response_headers = ResponseHeaders::try_from(raw.response_headers.unwrap_or_default())?;
         let gates = match raw.gates {
             Some(g) => {
@@ -185,6 +191,7 @@ impl TryFrom<RawConfig> for Config {
             response_headers,
             metrics_enabled: raw.metrics.and_then(|m| m.enabled).unwrap_or(true),
             gates,
+            identity,
         })
     }
 }

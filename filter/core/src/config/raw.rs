@@ -16,6 +16,7 @@ pub(crate) struct RawConfig {
     pub response_headers: Option<RawResponseHeaders>,
     pub metrics: Option<RawMetrics>,
     pub gates: Option<RawGates>,
+    pub identity: Option<RawIdentity>,
 }
 
 #[derive(Debug, Default)]
@@ -29,9 +30,12 @@ pub(crate) struct RawMatch {
     pub header: Option<String>,
     pub cookie: Option<String>,
     pub query: Option<String>,
+    pub claim: Option<RawClaim>,
+    pub principal: Option<String>,
     pub exact: Option<String>,
     pub prefix: Option<String>,
     pub present: Option<bool>,
+    pub contains: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -46,6 +50,35 @@ pub(crate) struct RawSticky {
 pub(crate) struct RawUserKey {
     pub header: Option<String>,
     pub cookie: Option<String>,
+    pub claim: Option<RawClaim>,
+}
+
+/// A JWT claim: `"tenant.tier"`, or segments (`["https://example.com/roles"]`)
+/// for claim names that contain dots.
+#[derive(Debug)]
+pub(crate) enum RawClaim {
+    Dotted(String),
+    Segments(Vec<String>),
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RawIdentity {
+    pub baggage: Option<RawBaggage>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RawBaggage {
+    pub mode: Option<BaggageMode>,
+    pub entry: Option<String>,
+    pub key: Option<String>,
+    pub key_env: Option<String>,
+}
+
+/// `identity.baggage.mode` as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BaggageMode {
+    Sign,
+    Verify,
 }
 
 #[derive(Debug, Default)]
@@ -171,6 +204,7 @@ impl RawConfig {
                 "responseHeaders",
                 "metrics",
                 "gates",
+                "identity",
             ],
             &[],
             |name, f| {
@@ -193,6 +227,7 @@ impl RawConfig {
                         raw.metrics = Some(m);
                     }
                     "gates" => raw.gates = Some(RawGates::read(f)?),
+                    "identity" => raw.identity = Some(RawIdentity::read(f)?),
                     _ => return Ok(false),
                 }
                 Ok(true)
@@ -220,12 +255,25 @@ impl RawCohort {
 impl RawMatch {
     fn read(f: Field) -> Result<Self, ConfigError> {
         let mut raw = RawMatch::default();
-        let known = &["header", "cookie", "query", "exact", "prefix", "present"];
+        let known = &[
+            "header",
+            "cookie",
+            "query",
+            "claim",
+            "principal",
+            "exact",
+            "prefix",
+            "present",
+            "contains",
+        ];
         f.fields(known, &[], |name, f| {
             match name {
                 "header" => raw.header = Some(f.string()?),
                 "cookie" => raw.cookie = Some(f.string()?),
                 "query" => raw.query = Some(f.string()?),
+                "claim" => raw.claim = Some(RawClaim::read(f)?),
+                "principal" => raw.principal = Some(f.string()?),
+                "contains" => raw.contains = Some(f.string()?),
                 "exact" => raw.exact = Some(f.string()?),
                 "prefix" => raw.prefix = Some(f.string()?),
                 "present" => raw.present = Some(f.bool()?),
@@ -246,10 +294,11 @@ impl RawSticky {
                 "percent" => raw.percent = Some(f.f64()?),
                 "userKey" => {
                     let mut key = RawUserKey::default();
-                    f.fields(&["header", "cookie"], &[], |name, f| {
+                    f.fields(&["header", "cookie", "claim"], &[], |name, f| {
                         match name {
                             "header" => key.header = Some(f.string()?),
                             "cookie" => key.cookie = Some(f.string()?),
+                            "claim" => key.claim = Some(RawClaim::read(f)?),
                             _ => return Ok(false),
                         }
                         Ok(true)
@@ -321,6 +370,48 @@ impl RawResponseHeaders {
                 "version" => raw.version = Some(Toggle::read(f)?),
                 "cohort" => raw.cohort = Some(Toggle::read(f)?),
                 "serverTiming" => raw.server_timing = Some(Toggle::read(f)?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(raw)
+    }
+}
+
+impl RawClaim {
+    fn read(f: Field) -> Result<Self, ConfigError> {
+        match f.value {
+            Value::String(s) => Ok(RawClaim::Dotted(s)),
+            Value::Array(_) => f.strings().map(RawClaim::Segments),
+            _ => Err(f.invalid_type("a claim path (\"tenant.tier\") or a list of segments")),
+        }
+    }
+}
+
+impl RawIdentity {
+    fn read(f: Field) -> Result<Self, ConfigError> {
+        let mut raw = RawIdentity::default();
+        f.fields(&["baggage"], &[], |name, f| {
+            match name {
+                "baggage" => {
+                    let mut b = RawBaggage::default();
+                    f.fields(&["mode", "entry", "key", "keyEnv"], &[], |name, f| {
+                        match name {
+                            "mode" => {
+                                b.mode = Some(f.variant(&[
+                                    ("sign", BaggageMode::Sign),
+                                    ("verify", BaggageMode::Verify),
+                                ])?)
+                            }
+                            "entry" => b.entry = Some(f.string()?),
+                            "key" => b.key = Some(f.string()?),
+                            "keyEnv" => b.key_env = Some(f.string()?),
+                            _ => return Ok(false),
+                        }
+                        Ok(true)
+                    })?;
+                    raw.baggage = Some(b);
+                }
                 _ => return Ok(false),
             }
             Ok(true)
