@@ -241,8 +241,21 @@ struct Host;
 
 impl Host {
     fn get<R>(map: MapType, name: &str, read: impl FnOnce(Option<&[u8]>) -> R) -> R {
-        let value = hostcalls::get_map_value_bytes(map, name).ok().flatten();
-        read(value.as_deref())
+        read(Host::map_value(map, name).as_deref())
+    }
+
+    /// The hostcall half of [`Host::get`] and [`Http::property`], kept out of
+    /// the generic getters so it exists once in the module, not once per
+    /// closure that reads a value.
+    #[inline(never)]
+    fn map_value(map: MapType, name: &str) -> Option<Vec<u8>> {
+        hostcalls::get_map_value_bytes(map, name).ok().flatten()
+    }
+
+    #[inline(never)]
+    fn property_value(path: &[&str]) -> Option<Vec<u8>> {
+        // The free function returns a Result; `Context::get_property` unwraps it.
+        hostcalls::get_property(path.to_vec()).ok().flatten()
     }
 }
 
@@ -269,9 +282,7 @@ impl Http for Host {
         Host::get(MapType::HttpResponseTrailers, name, read)
     }
     fn property<R>(&self, path: &[&str], read: impl FnOnce(Option<&[u8]>) -> R) -> R {
-        // The free function returns a Result; `Context::get_property` unwraps it.
-        let value = hostcalls::get_property(path.to_vec()).ok().flatten();
-        read(value.as_deref())
+        read(Host::property_value(path).as_deref())
     }
     fn now_nanos(&self) -> u64 {
         hostcalls::get_current_time()
