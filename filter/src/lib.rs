@@ -2,13 +2,15 @@
 //! [`canary_core`]. `CanaryRoot` parses the config once per `on_configure` and
 //! builds a `CanaryHttp` per request; all decisions live in the core crate.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
 use canary_core::config::QuotedList;
 use canary_core::gates::Engine;
 use canary_core::host::{Http, MetricKind, Metrics, SharedStore};
+use canary_core::labels::VersionLabels;
+use canary_core::liveness::{self, Liveness};
 use canary_core::stream::{Plugin, Stream, Vm};
 use canary_core::Config;
 use proxy_wasm::hostcalls;
@@ -28,6 +30,15 @@ mod entry {
         std::panic::set_hook(Box::new(|info| log(LogLevel::Critical, &info.to_string())));
         proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(CanaryRoot::default()) });
     }}
+}
+
+// Per VM, not per root context: a configuration update starts a new root
+// context in the same VM, which keeps its worker slot and stays serving.
+thread_local! {
+    /// Set once this VM has created an HTTP context. The main thread's VM
+    /// never does, so it never beats.
+    static SERVING: Cell<bool> = const { Cell::new(false) };
+    static LIVENESS: RefCell<Liveness> = RefCell::new(Liveness::default());
 }
 
 #[derive(Default)]
@@ -84,9 +95,13 @@ impl RootContext for CanaryRoot {
                 .ok()
                 .flatten();
         let plugin = Plugin::new(config, node_version.as_deref());
-        // Cohort indices may mean other names now: start fresh metrics and gates.
-        let mut vm = Vm::default();
-        if let Some(g) = &plugin.config.gates {
+        // Cohort indices may mean other names now: start fresh metrics and
+        // gates. The version labels are the proxy's, kept in shared data.
+        let mut vm = Vm {
+            labels: VersionLabels::load(&mut HostStore),
+            ..Vm::default()
+        };
+        if plugin.config.gates.is_some() {
             // One shared entry per plugin; a withdrawal is remembered per
             // configuration, so a new rollout step starts un-withdrawn.
             let name = hostcalls::get_property(vec!["plugin_name"])
@@ -99,11 +114,10 @@ impl RootContext for CanaryRoot {
                 canary_core::hash::config_hash(&bytes),
             );
             engine.init(&mut HostStore);
-            let _ = hostcalls::set_tick_period(std::time::Duration::from_millis(g.tick_ms));
             vm.engine = Some(engine);
-        } else {
-            let _ = hostcalls::set_tick_period(std::time::Duration::ZERO);
         }
+        let tick = liveness::tick_ms(&plugin.config).unwrap_or(0);
+        let _ = hostcalls::set_tick_period(std::time::Duration::from_millis(tick));
         log(
             LogLevel::Info,
             &format!(
@@ -121,6 +135,17 @@ impl RootContext for CanaryRoot {
 
     fn on_tick(&mut self) {
         let Some(plugin) = &self.plugin else { return };
+        if let Some(tick_ms) = liveness::tick_ms(&plugin.config) {
+            LIVENESS.with_borrow_mut(|l| {
+                l.tick(
+                    SERVING.get(),
+                    tick_ms,
+                    &mut HostStore,
+                    &mut HostMetrics,
+                    now_ms(),
+                )
+            });
+        }
         let Some(g) = &plugin.config.gates else {
             return;
         };
@@ -144,6 +169,7 @@ impl RootContext for CanaryRoot {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let plugin = self.plugin.clone()?;
+        SERVING.set(true);
         Some(Box::new(CanaryHttp {
             plugin,
             vm: self.vm.clone(),
@@ -191,8 +217,13 @@ impl HttpContext for CanaryHttp {
 
     fn on_log(&mut self) {
         if let Ok(mut vm) = self.vm.try_borrow_mut() {
-            self.stream
-                .on_log(&self.plugin, &mut vm, &mut HostMetrics, &mut Host);
+            self.stream.on_log(
+                &self.plugin,
+                &mut vm,
+                &mut HostMetrics,
+                &mut Host,
+                &mut HostStore,
+            );
         }
     }
 }
@@ -210,8 +241,21 @@ struct Host;
 
 impl Host {
     fn get<R>(map: MapType, name: &str, read: impl FnOnce(Option<&[u8]>) -> R) -> R {
-        let value = hostcalls::get_map_value_bytes(map, name).ok().flatten();
-        read(value.as_deref())
+        read(Host::map_value(map, name).as_deref())
+    }
+
+    /// The hostcall half of [`Host::get`] and [`Http::property`], kept out of
+    /// the generic getters so it exists once in the module, not once per
+    /// closure that reads a value.
+    #[inline(never)]
+    fn map_value(map: MapType, name: &str) -> Option<Vec<u8>> {
+        hostcalls::get_map_value_bytes(map, name).ok().flatten()
+    }
+
+    #[inline(never)]
+    fn property_value(path: &[&str]) -> Option<Vec<u8>> {
+        // The free function returns a Result; `Context::get_property` unwraps it.
+        hostcalls::get_property(path.to_vec()).ok().flatten()
     }
 }
 
@@ -238,9 +282,7 @@ impl Http for Host {
         Host::get(MapType::HttpResponseTrailers, name, read)
     }
     fn property<R>(&self, path: &[&str], read: impl FnOnce(Option<&[u8]>) -> R) -> R {
-        // The free function returns a Result; `Context::get_property` unwraps it.
-        let value = hostcalls::get_property(path.to_vec()).ok().flatten();
-        read(value.as_deref())
+        read(Host::property_value(path).as_deref())
     }
     fn now_nanos(&self) -> u64 {
         hostcalls::get_current_time()

@@ -290,6 +290,7 @@ fn the_prometheus_rules_pass_promtool_check_and_unit_tests() {
 /// Metric names the filter exports, as Prometheus sees them.
 fn exported() -> Vec<String> {
     use canary_core::gates::engine as gate;
+    use canary_core::liveness;
     use canary_core::metrics::{DURATION, ERRORS, REQUESTS};
     let mut v: Vec<String> = [
         REQUESTS,
@@ -300,14 +301,15 @@ fn exported() -> Vec<String> {
         gate::ERROR_RATIO,
         gate::BURN_RATE,
         gate::P99,
-        gate::HEARTBEAT,
-        gate::TICKS,
         gate::JUDGE_VERDICT,
         gate::JUDGE_EVIDENCE_WORSE,
         gate::JUDGE_EVIDENCE_NOT_WORSE,
         gate::JUDGE_CANARY_SAMPLES,
         gate::JUDGE_BASELINE_SAMPLES,
         gate::JUDGE_DECISION,
+        liveness::HEARTBEAT,
+        liveness::TICKS,
+        liveness::WORKERS_ALIVE,
     ]
     .iter()
     .map(|s| s.to_string())

@@ -180,3 +180,66 @@ impl TlsClient {
             .unwrap()
     }
 }
+
+/// What [`raw_http1`] read back: the status and the header lines, in order.
+#[derive(Debug, Clone)]
+pub struct RawReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+}
+
+impl RawReply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn upstream(&self) -> Option<&str> {
+        self.header("x-upstream")
+    }
+}
+
+/// One HTTP/1.1 GET written byte for byte on a new connection, from `source`
+/// when given, with `header_lines` (`"name: value"`) as they are: repeated
+/// lines stay separate lines, which a client library may merge. The new
+/// connection also lets the kernel spread requests over Envoy's workers.
+pub async fn raw_http1(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    header_lines: &[&str],
+) -> Result<RawReply, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+    if let Some(ip) = source {
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .map_err(|e| e.to_string())?;
+    }
+    let mut tcp = socket.connect(addr).await.map_err(|e| e.to_string())?;
+    let mut head = String::from("GET / HTTP/1.1\r\nhost: reviews\r\nconnection: close\r\n");
+    for line in header_lines {
+        head.push_str(line);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    tcp.write_all(head.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    tcp.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&buf);
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no status line in {text:?}"))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Ok(RawReply { status, headers })
+}

@@ -420,3 +420,25 @@ function envoy_on_response(handle)
   h:replace("x-canary-cohort", cohort)
 end
 "#;
+
+/// A Lua filter that blocks its worker thread for `x-stall-seconds` (whole
+/// seconds, the clock's resolution): a stalled worker, for the liveness tests.
+pub fn lua_stall() -> Value {
+    json!({
+        "name": "stall",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+            "default_source_code": {"inline_string": LUA_STALL},
+        }
+    })
+}
+
+const LUA_STALL: &str = r#"
+function envoy_on_request(handle)
+  local s = handle:headers():get("x-stall-seconds")
+  if s then
+    local stop = os.time() + tonumber(s)
+    while os.time() < stop do end
+  end
+end
+"#;

@@ -65,6 +65,23 @@ fn served_by_filter(r: &Reply) -> bool {
     r.status == 200 && r.upstream() == Some("v2") && r.header("x-canary-cohort") == Some("beta")
 }
 
+async fn gauge(envoy: &Envoy, name: &str) -> Option<f64> {
+    let s = envoy.stats().await;
+    s.samples.iter().find(|x| x.name == name).map(|x| x.value)
+}
+
+/// Waits until gauge `name` reads `want`; whether it did within 6 s.
+async fn gauge_reads(envoy: &Envoy, name: &str, want: f64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < deadline {
+        if gauge(envoy, name).await == Some(want) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 async fn counted(envoy: &Envoy) -> f64 {
     envoy.stats().await.sum("canary_requests_total", &[])
 }
@@ -172,8 +189,18 @@ async fn under_fail_open_traffic_flows_past_a_trapped_vm_untagged_and_uncounted(
     serve_while_alive(&c, 3).await;
     assert_eq!(c.send(&spoofed()).await.upstream(), Some("v1"));
     assert_eq!(counted_eventually(&m.envoy, 4.0).await, 4.0);
+    assert!(gauge_reads(&m.envoy, "canary_workers_alive", 1.0).await);
 
     assert_eq!(c.send(&trap()).await.status, 503);
+    // The liveness signal shows the filter missing: the dead worker VM no
+    // longer beats, and the main thread's VM, which never served, counts 0.
+    assert!(gauge_reads(&m.envoy, "canary_workers_alive", 0.0).await);
+    let beat = gauge(&m.envoy, "canary_heartbeat_timestamp_seconds").await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        gauge(&m.envoy, "canary_heartbeat_timestamp_seconds").await,
+        beat
+    );
     for _ in 0..10 {
         let r = c.send(&beta()).await;
         // Served, but by the default route: the cohort route never matches.

@@ -11,6 +11,7 @@ use crate::config::{
 use crate::hash;
 use crate::host::Http;
 use crate::identity;
+use crate::trust;
 
 /// The declared cohorts some rule claims: bit `i` is `cohorts.rules[i]`
 /// (at most [`crate::config::MAX_COHORTS`] of them).
@@ -31,11 +32,13 @@ impl HeaderClaims {
     pub fn read(cohorts: &Cohorts, host: &impl Http) -> Self {
         let mut out = HeaderClaims::default();
         for (idx, h) in cohorts.headers.iter().enumerate() {
-            let (present, claims) = host.request_header(&h.name, |v| {
+            let (present, claims) = host.request_header(&h.name, |first| {
+                // Lines that disagree count as no value (trust::agreed).
+                let v = first.and_then(|f| trust::agreed(host, &h.name, f));
                 let claims = rule_claims(&cohorts.rules, |m| {
                     m.source == Source::Header(idx) && test(&m.test, v)
                 });
-                (v.is_some(), claims)
+                (first.is_some(), claims)
             });
             if present && idx < 64 {
                 out.sent |= 1 << idx;
@@ -72,7 +75,7 @@ pub(crate) fn rule_claims(rules: &[CohortRule], holds: impl Fn(&Match) -> bool) 
 
 /// The cohort of one request, given what its rule headers claim. Cookie and
 /// query rules are looked at only for cohorts ahead of the first header
-/// claim, and the `cookie` header and `:path` are read only then (the
+/// claim, and the cookies and `:path` are read only then (the
 /// cookie header also when it carries the sticky user key). `now_ns` stands
 /// in for a request id when a keyless request is split.
 pub fn choose(cfg: &Config, host: &impl Http, header_claims: Claims, now_ns: u64) -> Cohort {
@@ -93,7 +96,11 @@ pub fn choose(cfg: &Config, host: &impl Http, header_claims: Claims, now_ns: u64
     // The sticky bucket of a cookie key, learnt while the header is at hand.
     let mut cookie_bucket = None;
     if cookie_rules || key_cookie.is_some() {
-        host.request_header("cookie", |h| {
+        // Every `cookie` line: the single-value header lookup returns only the
+        // first, and a cookie on a later line would be missed. Envoy's
+        // attribute joins the lines with `,` (HTTP/2 crumbs arrive joined
+        // with `; ` already), for the one lookup the header read would take.
+        host.property(&["request", "headers", "cookie"], |h| {
             if cookie_rules {
                 claims |= rule_claims(ahead, |m| match &m.source {
                     Source::Cookie(name) => test(&m.test, h.and_then(|h| cookie(h, name))),
@@ -157,10 +164,12 @@ fn key_bucket(salt: &[u8], key: &[u8]) -> Option<u32> {
     (!key.trim_ascii().is_empty()).then(|| hash::bucket(salt, key))
 }
 
-/// The value of cookie `name` in a `cookie` header, without surrounding quotes.
+/// The value of cookie `name` in the request's cookies, without surrounding
+/// quotes. Pairs are separated by `;`, and by `,` where Envoy joined two
+/// `cookie` lines (a cookie value cannot hold either, RFC 6265 section 4.1.1).
 /// The first occurrence wins, as in browsers' and Envoy's own cookie lookup.
 pub fn cookie<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    header.split(|&b| b == b';').find_map(|pair| {
+    header.split(|&b| b == b';' || b == b',').find_map(|pair| {
         let pair = pair.trim_ascii();
         let eq = pair.iter().position(|&b| b == b'=')?;
         let (k, v) = (&pair[..eq], &pair[eq + 1..]);
@@ -271,6 +280,9 @@ mod tests {
         assert_eq!(cookie(b"a=", "a"), Some(&b""[..]));
         assert_eq!(cookie(b"\xff\xfe=1; a=\xff", "a"), Some(&b"\xff"[..]));
         assert_eq!(cookie(b"a=\"", "a"), Some(&b"\""[..]));
+        // Two `cookie` lines as Envoy joins them.
+        assert_eq!(cookie(b"a=1; uid=7,beta=1", "beta"), Some(&b"1"[..]));
+        assert_eq!(cookie(b"a=1; uid=7,beta=1", "uid"), Some(&b"7"[..]));
     }
 
     #[test]

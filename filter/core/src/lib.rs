@@ -15,6 +15,8 @@ pub mod hash;
 pub mod host;
 pub mod identity;
 pub mod judge;
+pub mod labels;
+pub mod liveness;
 pub mod metrics;
 pub mod outcome;
 pub mod property;

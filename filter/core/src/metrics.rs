@@ -3,8 +3,9 @@
 //! Labels travel inside the stat name in the `tag=.=value;.;` form Istio's own
 //! stats use, and Envoy's `stats_tags` regexes (or Istio's `extraStatTags`) turn
 //! them into Prometheus labels. Every label value comes from a bounded set —
-//! declared cohorts, code classes, error kinds, and at most [`MAX_VERSIONS`]
-//! versions per VM — so a client can never mint new series.
+//! declared cohorts, code classes, error kinds, and the at most [`MAX_VERSIONS`]
+//! versions a proxy admits for its life (`labels`) — so a client can never
+//! mint new series.
 
 use crate::config::{Cohort, Config};
 use crate::host::{MetricKind, Metrics};
@@ -33,8 +34,7 @@ pub const ERRORS: &str = "canary_errors_total";
 /// sub-millisecond resolution for fast services.
 pub const DURATION: &str = "canary_request_duration_microseconds";
 
-/// Distinct version labels one VM reports before folding the rest into `other`.
-pub const MAX_VERSIONS: usize = 16;
+pub use crate::labels::MAX_VERSIONS;
 pub use crate::version::{OTHER, UNKNOWN};
 
 /// The regex Envoy's `stats_tags` needs for `tag` (the same one Istio's
@@ -90,7 +90,8 @@ pub struct Sample<'a> {
 }
 
 impl Registry {
-    /// Index of a version label; past [`MAX_VERSIONS`] new ones become `other`.
+    /// Index of a version label. The labels come from `labels`, so at most
+    /// [`MAX_VERSIONS`] and `other` arrive; the fold here only guards that.
     fn version_index(&mut self, version: &str) -> u8 {
         if let Some(i) = self.versions.iter().position(|v| v == version) {
             return i as u8;

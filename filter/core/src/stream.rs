@@ -9,8 +9,9 @@ use crate::cohort::{self, HeaderClaims};
 use crate::config::{Cohort, Config};
 use crate::gates::window::Outcome;
 use crate::gates::Engine;
-use crate::host::{Http, Metrics};
+use crate::host::{Http, Metrics, SharedStore};
 use crate::identity;
+use crate::labels::VersionLabels;
 use crate::metrics::{Registry, Sample};
 use crate::outcome;
 use crate::property;
@@ -24,10 +25,12 @@ pub struct Plugin {
     pub own_version: Label,
 }
 
-/// Mutable per-VM state the requests share: defined metrics and the gates.
+/// Mutable per-VM state the requests share: defined metrics, the proxy's
+/// version labels and the gates.
 #[derive(Debug, Default)]
 pub struct Vm {
     pub registry: Registry,
+    pub labels: VersionLabels,
     pub engine: Option<Engine>,
 }
 
@@ -159,6 +162,7 @@ impl Stream {
         vm: &mut Vm,
         sink: &mut impl Metrics,
         host: &mut impl Http,
+        store: &mut impl SharedStore,
     ) {
         let cfg = &p.config;
         if !cfg.counts_outcomes() {
@@ -192,7 +196,11 @@ impl Stream {
         );
         let now = host.now_nanos();
         let duration_us = now.saturating_sub(start) / 1000;
-        let version = self.version.as_ref().map_or(UNKNOWN, Label::as_str);
+        // Under a label the proxy admits: `store` is read only for a version
+        // this VM has not met while the proxy's list still has room.
+        let version = vm
+            .labels
+            .admit(store, self.version.as_ref().map_or(UNKNOWN, Label::as_str));
         if cfg.metrics_enabled {
             let sample = Sample {
                 version,
@@ -258,7 +266,7 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use super::*;
-    use crate::testing::{FakeHost, FakeMetrics};
+    use crate::testing::{FakeHost, FakeMetrics, FakeStore};
 
     fn plugin(json: &str) -> Plugin {
         Plugin::new(Config::from_json(json.as_bytes()).unwrap(), Some(b"v9"))
@@ -444,7 +452,7 @@ mod tests {
             s.on_response_body(true);
         }
         host.now.set(4_000_000);
-        s.on_log(p, vm, m, host);
+        s.on_log(p, vm, m, host, &mut FakeStore::default());
     }
 
     #[test]
@@ -546,7 +554,7 @@ mod tests {
         s.on_request_headers(&p, &Vm::default(), &mut host);
         s.on_response_headers(&p, &mut host, false);
         let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
-        s.on_log(&p, &mut reg, &mut m, &mut host);
+        s.on_log(&p, &mut reg, &mut m, &mut host, &mut FakeStore::default());
         assert_eq!(m.sum("canary_errors_total", ""), 0);
         assert_eq!(
             m.sum("canary_requests_total", "canary_version=.=unknown"),
@@ -593,6 +601,42 @@ mod tests {
         finish(&p, &mut host, &mut reg, &mut m);
         assert_eq!(m.defines, 0);
         assert!(host.properties.is_empty());
+    }
+
+    #[test]
+    fn cookies_on_any_line_count() {
+        let p = plugin(
+            r#"{"cohorts": [{"name": "beta", "match": [{"cookie": "beta", "exact": "1"}]}]}"#,
+        );
+        let two_lines: &[(&str, &[u8])] = &[("cookie", b"x=1"), ("cookie", b"beta=1")];
+        assert_eq!(cohort_of(&p, two_lines).0, "beta");
+        let p = plugin(r#"{"sticky": {"percent": 100, "userKey": {"cookie": "uid"}}}"#);
+        let two_lines: &[(&str, &[u8])] = &[("cookie", b"a=b"), ("cookie", b"uid=42")];
+        assert_eq!(cohort_of(&p, two_lines).0, "canary");
+    }
+
+    #[test]
+    fn a_repeated_rule_header_matches_only_when_its_lines_agree() {
+        let p = plugin("");
+        let spoof: &[(&str, &[u8])] = &[("user-type", b"internal"), ("user-type", b"external")];
+        assert_eq!(cohort_of(&p, spoof).0, "stable");
+        let same: &[(&str, &[u8])] = &[("user-type", b"internal"), ("user-type", b"internal")];
+        assert_eq!(cohort_of(&p, same).0, "internal");
+        // An untrusted caller loses every line.
+        let p = plugin(r#"{"trust": {"sourceCidrs": ["127.0.0.2/32"]}}"#);
+        let (c, host) = cohort_of(&p, spoof);
+        assert_eq!(c, "stable");
+        assert!(!host.request.iter().any(|(k, _)| k == "user-type"));
+    }
+
+    #[test]
+    fn a_present_rule_header_costs_one_lookup_for_its_other_lines() {
+        let p = plugin("");
+        let mut host = FakeHost::with_request(&[("user-type", b"internal")]);
+        Stream::default().on_request_headers(&p, &Vm::default(), &mut host);
+        // now + two rule headers + all lines of user-type + set cohort.
+        assert_eq!(host.calls.get(), 5);
+        assert_eq!(host.properties_read.take(), ["request.headers.user-type"]);
     }
 
     /// Hostcalls of one plain 200 through `config`, and the properties read.
@@ -642,7 +686,7 @@ mod tests {
         let (mut vm, mut m) = (Vm::default(), FakeMetrics::default());
         let mut s = Stream::default();
         s.on_request_headers(&p, &vm, &mut host);
-        s.on_log(&p, &mut vm, &mut m, &mut host);
+        s.on_log(&p, &mut vm, &mut m, &mut host, &mut FakeStore::default());
         assert_eq!(m.sum("canary_errors_total", "canary_error_kind=.=5xx"), 1);
     }
 
@@ -671,14 +715,14 @@ mod tests {
         s.on_request_headers(&p, &vm, &mut host);
         s.on_response_headers(&p, &mut host, false);
         s.on_response_body(false);
-        s.on_log(&p, &mut vm, &mut m, &mut host);
+        s.on_log(&p, &mut vm, &mut m, &mut host, &mut FakeStore::default());
         assert_eq!(m.sum("canary_errors_total", "canary_error_kind=.=reset"), 1);
         // The same flags on a completed response are not read: it succeeded (on retry).
         let mut s = Stream::default();
         s.on_request_headers(&p, &vm, &mut host);
         s.on_response_headers(&p, &mut host, false);
         s.on_response_body(true);
-        s.on_log(&p, &mut vm, &mut m, &mut host);
+        s.on_log(&p, &mut vm, &mut m, &mut host, &mut FakeStore::default());
         assert_eq!(m.sum("canary_errors_total", ""), 1);
     }
 
@@ -687,7 +731,7 @@ mod tests {
         let p = plugin("");
         let mut host = FakeHost::with_request(&[]);
         let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
-        Stream::default().on_log(&p, &mut reg, &mut m, &mut host);
+        Stream::default().on_log(&p, &mut reg, &mut m, &mut host, &mut FakeStore::default());
         assert_eq!(m.defines, 0);
     }
 }

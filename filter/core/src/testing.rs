@@ -4,7 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
-use crate::host::{Http, MetricKind, Metrics};
+use crate::host::{Http, MetricKind, Metrics, SharedStore};
 
 #[derive(Debug, Default)]
 pub struct FakeHost {
@@ -103,9 +103,20 @@ impl Http for FakeHost {
     }
     fn property<R>(&self, path: &[&str], read: impl FnOnce(Option<&[u8]>) -> R) -> R {
         self.tick();
-        let path = path.join(".");
-        self.properties_read.borrow_mut().push(path.clone());
-        read(self.properties.get(&path).map(Vec::as_slice))
+        let path_text = path.join(".");
+        self.properties_read.borrow_mut().push(path_text.clone());
+        if let ["request", "headers", name] = path {
+            // Envoy joins every line of a request header with `,`.
+            let lines: Vec<&[u8]> = self
+                .request
+                .iter()
+                .filter(|(k, _)| k == name)
+                .map(|(_, v)| v.as_slice())
+                .collect();
+            let joined = (!lines.is_empty()).then(|| lines.join(&b","[..]));
+            return read(joined.as_deref());
+        }
+        read(self.properties.get(&path_text).map(Vec::as_slice))
     }
     fn now_nanos(&self) -> u64 {
         self.tick();
@@ -168,5 +179,33 @@ impl Metrics for FakeMetrics {
     }
     fn record(&mut self, id: u32, value: u64) {
         self.records.entry(id).or_default().push(value);
+    }
+}
+
+/// proxy-wasm shared data: a value and a CAS counter per key.
+#[derive(Default)]
+pub struct FakeStore {
+    pub data: HashMap<String, (Vec<u8>, u32)>,
+    /// Makes the next N sets fail as if another VM had written first.
+    pub fail_next: usize,
+}
+
+impl SharedStore for FakeStore {
+    fn get(&self, key: &str) -> Option<(Vec<u8>, Option<u32>)> {
+        self.data.get(key).map(|(v, c)| (v.clone(), Some(*c)))
+    }
+    fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        if self.fail_next > 0 {
+            self.fail_next -= 1;
+            let e = self.data.entry(key.to_string()).or_default();
+            e.1 += 1;
+            return false;
+        }
+        let e = self.data.entry(key.to_string()).or_default();
+        if cas.is_some_and(|c| c != e.1) {
+            return false;
+        }
+        *e = (value.to_vec(), e.1 + 1);
+        true
     }
 }

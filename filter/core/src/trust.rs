@@ -85,6 +85,38 @@ impl Trust {
     }
 }
 
+/// The value a present rule header counts with, given its `first` line: a
+/// header sent on more than one line counts only when every line says the
+/// same; otherwise it counts as absent, so no rule matches on it. The
+/// single-value lookup returns the first line, and when a proxy in front
+/// appends its own value to one the client sent, the first line is the
+/// client's: believing it would let the client pick its cohort. This costs
+/// one lookup, made only for a header that is present: Envoy's
+/// `request.headers.<name>` attribute, which joins all lines with `,`.
+pub fn agreed<'a>(host: &impl Http, name: &str, first: &'a [u8]) -> Option<&'a [u8]> {
+    host.property(&["request", "headers", name], |joined| match joined {
+        Some(all) if !lines_all_equal(first, all) => None,
+        _ => Some(first),
+    })
+}
+
+/// Whether `joined` (lines joined with `,`) is `first` once or repeated.
+fn lines_all_equal(first: &[u8], joined: &[u8]) -> bool {
+    let mut rest = joined;
+    loop {
+        let Some(r) = rest.strip_prefix(first) else {
+            return false;
+        };
+        if r.is_empty() {
+            return true;
+        }
+        let Some(r) = r.strip_prefix(b",") else {
+            return false;
+        };
+        rest = r;
+    }
+}
+
 /// An IPv4 or IPv6 network, e.g. `10.0.0.0/8`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
@@ -253,6 +285,18 @@ mod tests {
         for bad in ["", "*", "spiffe://*/ns/a"] {
             assert!(bad.parse::<Principal>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_repeated_rule_header_counts_only_when_every_line_agrees() {
+        assert!(lines_all_equal(b"internal", b"internal"));
+        assert!(lines_all_equal(b"internal", b"internal,internal,internal"));
+        assert!(lines_all_equal(b"", b""));
+        assert!(!lines_all_equal(b"internal", b"internal,external"));
+        assert!(!lines_all_equal(b"internal", b"internal,"));
+        assert!(!lines_all_equal(b"internal", b"internal,internalx"));
+        assert!(lines_all_equal(b"", b","));
+        assert!(!lines_all_equal(b"a", b"b"));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::alloc::System;
 use std::cell::Cell;
 
-use canary_core::host::{Http, MetricKind, Metrics};
+use canary_core::host::{Http, MetricKind, Metrics, SharedStore};
 use canary_core::stream::{Plugin, Stream, Vm};
 use canary_core::Config;
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
@@ -47,6 +47,8 @@ impl Http for StaticHost {
     fn property<R>(&self, path: &[&str], read: impl FnOnce(Option<&[u8]>) -> R) -> R {
         match path {
             ["xds", "cluster_name"] => read(Some(self.cluster)),
+            // Every line of a header, joined: one line each here.
+            ["request", "headers", name] => read(find(self.request, name)),
             _ => read(None),
         }
     }
@@ -68,6 +70,31 @@ impl Metrics for Sink {
     }
     fn increment(&mut self, _: u32, _: i64) {}
     fn record(&mut self, _: u32, _: u64) {}
+}
+
+/// The proxy's shared data: one value per key (the version labels).
+#[derive(Default)]
+struct Store(Vec<(String, Vec<u8>, u32)>);
+
+impl SharedStore for Store {
+    fn get(&self, key: &str) -> Option<(Vec<u8>, Option<u32>)> {
+        let (_, v, cas) = self.0.iter().find(|(k, _, _)| k == key)?;
+        Some((v.clone(), Some(*cas)))
+    }
+    fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        match self.0.iter_mut().find(|(k, _, _)| k == key) {
+            Some((_, v, c)) if cas.is_none_or(|cas| cas == *c) => {
+                *v = value.to_vec();
+                *c += 1;
+                true
+            }
+            Some(_) => false,
+            None => {
+                self.0.push((key.to_string(), value.to_vec(), 1));
+                true
+            }
+        }
+    }
 }
 
 /// Requests a sidecar sees: no routing header, each cohort's, and a browser's
@@ -98,7 +125,7 @@ const REQUESTS: [Headers; 4] = [
 ];
 
 /// Serves every request shape `rounds` times; returns the allocations made.
-fn serve(p: &Plugin, vm: &mut Vm, sink: &mut Sink, rounds: usize) -> usize {
+fn serve(p: &Plugin, vm: &mut Vm, sink: &mut Sink, store: &mut Store, rounds: usize) -> usize {
     let region = Region::new(GLOBAL);
     for _ in 0..rounds {
         for request in REQUESTS {
@@ -112,7 +139,7 @@ fn serve(p: &Plugin, vm: &mut Vm, sink: &mut Sink, rounds: usize) -> usize {
             s.on_request_headers(p, vm, &mut host);
             s.on_response_headers(p, &mut host, false);
             s.on_response_body(true);
-            s.on_log(p, vm, sink, &mut host);
+            s.on_log(p, vm, sink, &mut host, store);
         }
     }
     region.change().allocations
@@ -139,10 +166,10 @@ fn requests_allocate_nothing_once_the_metrics_are_defined() {
                 .map(|_| canary_core::gates::Engine::new("k", 1)),
             ..Vm::default()
         };
-        let mut sink = Sink::default();
+        let (mut sink, mut store) = (Sink::default(), Store::default());
         // The first requests define each series and meet each version once.
-        serve(&p, &mut vm, &mut sink, 1);
-        let allocations = serve(&p, &mut vm, &mut sink, 50);
+        serve(&p, &mut vm, &mut sink, &mut store, 1);
+        let allocations = serve(&p, &mut vm, &mut sink, &mut store, 50);
         assert_eq!(
             allocations,
             0,

@@ -18,12 +18,17 @@ pub fn parse_ms(s: &str) -> Result<u64, String> {
                 Quoted(s)
             ));
         }
-        let n: u64 = rest[..digits]
+        // `get`, not `[..]`: the counts end on ASCII bytes, so it never fails,
+        // and indexing would bring str slicing's panic message (and the
+        // Unicode tables it formats a char with) into the module for nothing.
+        let n: u64 = rest
+            .get(..digits)
+            .unwrap_or_default()
             .parse()
             .map_err(|_| format!("{}: number too large", Quoted(s)))?;
-        rest = &rest[digits..];
+        rest = rest.get(digits..).unwrap_or_default();
         let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let factor = match &rest[..unit_len] {
+        let factor = match rest.get(..unit_len).unwrap_or_default() {
             "ms" => 1,
             "s" => 1_000,
             "m" => 60_000,
@@ -37,7 +42,7 @@ pub fn parse_ms(s: &str) -> Result<u64, String> {
                 ))
             }
         };
-        rest = &rest[unit_len..];
+        rest = rest.get(unit_len..).unwrap_or_default();
         total = n
             .checked_mul(factor)
             .and_then(|v| total.checked_add(v))

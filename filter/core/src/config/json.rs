@@ -259,7 +259,7 @@ impl Field {
             if names[..i].contains(&name) {
                 return Err(schema(&path, format!("duplicate field `{name}`")));
             }
-            if value == Value::Null {
+            if matches!(value, Value::Null) {
                 continue;
             }
             if !each(

@@ -21,8 +21,6 @@ pub const REQUESTS: &str = "canary_gate_requests";
 pub const ERROR_RATIO: &str = "canary_gate_error_ratio_ppm";
 pub const BURN_RATE: &str = "canary_gate_burn_rate_milli";
 pub const P99: &str = "canary_gate_p99_microseconds";
-pub const HEARTBEAT: &str = "canary_heartbeat_timestamp_seconds";
-pub const TICKS: &str = "canary_ticks_total";
 pub const JUDGE_VERDICT: &str = "canary_judge_verdict";
 pub const JUDGE_EVIDENCE_WORSE: &str = "canary_judge_evidence_worse_milli";
 pub const JUDGE_EVIDENCE_NOT_WORSE: &str = "canary_judge_evidence_not_worse_milli";
@@ -168,7 +166,7 @@ impl Engine {
                 break;
             }
         }
-        self.export(sink, now_ms);
+        self.export(sink);
         report
     }
 
@@ -222,11 +220,7 @@ impl Engine {
         }
     }
 
-    fn export(&mut self, sink: &mut impl Metrics, now_ms: u64) {
-        self.set(sink, HEARTBEAT.to_string(), now_ms / 1_000);
-        if let Some(id) = self.gauge(sink, MetricKind::Counter, TICKS.to_string()) {
-            sink.increment(id, 1);
-        }
+    fn export(&mut self, sink: &mut impl Metrics) {
         self.set(sink, WITHDRAWN.to_string(), u64::from(self.withdrawn));
         let last = std::mem::take(&mut self.last);
         for (version, v) in &last {

@@ -8,13 +8,13 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use super::engine::Engine;
 use super::eval::GateState;
-use super::tests::{gate_err, gates, shared, FakeStore};
+use super::tests::{gate_err, gates, shared};
 use super::window::Outcome;
 use crate::config::gates::Gates;
 use crate::config::Config;
 use crate::judge::{BaselineFailing, JudgeConfig};
 use crate::outcome::ErrorKind;
-use crate::testing::FakeMetrics;
+use crate::testing::{FakeMetrics, FakeStore};
 
 /// 1 s ticks and buckets, the module's 0.2 % error trigger over 10 s, a P99
 /// trigger at 200 ms, a 10 s promotion window with no hold time.
