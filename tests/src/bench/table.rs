@@ -89,6 +89,15 @@ impl Run {
                      limit: f64,
                      percent: bool| {
             let result = a.zip(b).map(|(a, b)| {
+                // A reference overhead at or below zero (within the noise of
+                // bare Envoy) makes any ratio meaningless: report, do not judge.
+                if b <= 0.0 {
+                    return (
+                        f64::NAN,
+                        format!("no ratio ({a:+.2} vs {b:+.2} µs: the reference is not above bare in this run)"),
+                        None,
+                    );
+                }
                 let r = a / b;
                 let shown = if percent {
                     format!("{:+.1} %", (r - 1.0) * 100.0)
@@ -455,6 +464,15 @@ mod tests {
             .line()
             .contains("not measured (needs variants filter, lua)"));
         assert_eq!(at(&within, "release module size").pass, Some(false));
+        // The empty module measured at or below bare: no ratio, no verdict.
+        let noisy = run_of(&[[20.0, 19.5, 30.0]]);
+        let t = at(&noisy, "filter `{}` overhead / empty");
+        assert_eq!(t.pass, None);
+        assert!(
+            t.line().contains("no ratio (+10.00 vs -0.50 µs"),
+            "{}",
+            t.line()
+        );
     }
 
     #[test]
