@@ -5,7 +5,7 @@ use super::cohorts::{Cohort, Cohorts, CANARY, STABLE};
 use super::duration::{label_ms, parse_ms};
 use super::error::{is_label_safe, ConfigError, Quoted};
 use super::judgment::Judgment;
-use super::raw::{RawBurnPair, RawGates, RawPromotion, RawTrigger};
+use super::raw_gates::{RawBurnPair, RawGates, RawPromotion, RawTrigger};
 use crate::decimal::short;
 
 /// A promotion gate for one rollout step.

@@ -5,7 +5,7 @@
 //! ([`JudgeConfig::validate`]), so the two cannot disagree.
 
 use super::error::{is_label_safe, ConfigError, Quoted};
-use super::raw::{RawBaselineFailing, RawJudgment, RawRatio};
+use super::raw_gates::{RawBaselineFailing, RawJudgment, RawRatio};
 use crate::judge::ratio::RatioConfig;
 use crate::judge::{BaselineFailing, JudgeConfig, PolicyConfig};
 

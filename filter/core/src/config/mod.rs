@@ -11,6 +11,7 @@ pub mod identity;
 mod json;
 pub mod judgment;
 pub(crate) mod raw;
+mod raw_gates;
 
 pub use cohorts::{Cohort, CohortRule, Cohorts, Match, RuleHeader, Source, Sticky, Test, UserKey};
 pub use cohorts::{CANARY, MAX_COHORTS, STABLE};
