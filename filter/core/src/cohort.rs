@@ -125,7 +125,7 @@ pub fn choose(cfg: &Config, host: &impl Http, header_claims: Claims, now_ns: u64
         });
     }
     if reads(|s| matches!(s, Source::Claim(_) | Source::Principal(_))) {
-        claims |= identity::claims(ahead, host);
+        claims |= identity_claims(ahead, host);
     }
     if claims != 0 {
         return Cohort::declared(claims.trailing_zeros() as usize);
@@ -256,6 +256,42 @@ fn test_decoded(t: &Test, mut value: Decoded<'_>) -> bool {
         // Configs refuse `contains` outside claims.
         Test::Contains(_) => false,
     }
+}
+
+/// The attribute holding the mTLS peer's URI SAN (its SPIFFE id).
+const PEER: [&str; 2] = ["connection", "uri_san_peer_certificate"];
+
+/// The first of `rules` a verified identity claims, as a one-bit mask (0
+/// for none). Rules are tried in order: one claim attribute read per claim
+/// match reached, and the peer's id read once, when the first principal
+/// rule is reached.
+fn identity_claims(rules: &[CohortRule], host: &impl Http) -> Claims {
+    let mut peer: Option<Claims> = None;
+    for (i, rule) in rules.iter().enumerate() {
+        for m in &rule.matches {
+            let holds = match &m.source {
+                Source::Claim(c) => c.with_attribute(|path| {
+                    host.property(path, |v| identity::claim::test(&m.test, v))
+                }),
+                Source::Principal(_) => {
+                    let mask = *peer.get_or_insert_with(|| {
+                        host.property(&PEER, |san| {
+                            rule_claims(rules, |m| match &m.source {
+                                Source::Principal(p) => san.is_some_and(|s| p.matches(s)),
+                                _ => false,
+                            })
+                        })
+                    });
+                    mask & (1 << i) != 0
+                }
+                _ => false,
+            };
+            if holds {
+                return 1 << i;
+            }
+        }
+    }
+    0
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod labels;
 pub mod liveness;
 pub mod metrics;
 pub mod outcome;
+pub mod peer;
 pub mod property;
 #[cfg(test)]
 mod robustness;

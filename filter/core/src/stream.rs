@@ -82,7 +82,7 @@ impl Stream {
         let read = HeaderClaims::read(&cfg.cohorts, host);
         let trusted = cfg.trust.screen(&cfg.cohorts.headers, read.sent, host);
         // A cohort signed where the caller's identity was verified wins.
-        self.cohort = identity::carried(cfg, host)
+        self.cohort = identity::carried(cfg.identity.baggage.as_ref(), &cfg.cohorts, host)
             .unwrap_or_else(|| cohort::choose(cfg, host, read.believed(trusted), now));
         // A withdrawn canary takes no new users: they route to stable, and the
         // response shows the cohort actually used.
@@ -94,7 +94,12 @@ impl Stream {
         {
             self.cohort = Cohort::STABLE;
         }
-        identity::carry(cfg, host, self.cohort);
+        identity::carry(
+            cfg.identity.baggage.as_ref(),
+            &cfg.cohorts,
+            host,
+            self.cohort,
+        );
         // Replaces whatever the client sent under this name. Envoy selects the
         // route again after a Wasm filter changes request headers, so
         // VirtualService matches on the cohort header see the new value: the

@@ -6,8 +6,8 @@
 use super::error::{is_cohort_name, ConfigError, HeaderName, Quoted, QuotedList};
 use super::raw::{MissingKey, RawClaim, RawCohort, RawMatch, RawSticky};
 use crate::decimal::short;
-use crate::identity::ClaimPath;
-use crate::trust::Principal;
+use crate::identity::path::ClaimPath;
+use crate::peer::Principal;
 
 /// Cohort label of requests no rule and no sticky bucket claimed.
 pub const STABLE: &str = "stable";

@@ -20,7 +20,8 @@ pub use gates::Gates;
 pub use identity::Identity;
 pub use raw::{Direction, MissingKey};
 
-use crate::trust::{Cidr, Principal, Trust};
+use crate::peer::{Cidr, Principal};
+use crate::trust::Trust;
 use crate::version::{VersionPolicy, MAX_KNOWN_VERSIONS};
 use error::is_label_safe;
 use raw::{RawConfig, RawResponseHeaders, RawTrust, RawVersion, Toggle};

@@ -15,10 +15,10 @@
 pub mod baggage;
 pub mod claim;
 pub mod pairs;
+pub mod path;
 pub mod tag;
 
-use crate::cohort::Claims;
-use crate::config::{Cohort, CohortRule, Config, Source};
+use crate::config::cohorts::{Cohort, Cohorts};
 use crate::host::Http;
 pub use claim::ClaimPath;
 pub use tag::Key;
@@ -85,47 +85,11 @@ impl Baggage {
     }
 }
 
-/// The attribute holding the mTLS peer's URI SAN (its SPIFFE id).
-const PEER: [&str; 2] = ["connection", "uri_san_peer_certificate"];
-
-/// The first of `rules` a verified identity claims, as a one-bit mask (0
-/// for none). Rules are tried in order: one claim attribute read per claim
-/// match reached, and the peer's id read once, when the first principal
-/// rule is reached.
-pub(crate) fn claims(rules: &[CohortRule], host: &impl Http) -> Claims {
-    let mut peer: Option<Claims> = None;
-    for (i, rule) in rules.iter().enumerate() {
-        for m in &rule.matches {
-            let holds = match &m.source {
-                Source::Claim(c) => {
-                    c.with_attribute(|path| host.property(path, |v| claim::test(&m.test, v)))
-                }
-                Source::Principal(_) => {
-                    let mask = *peer.get_or_insert_with(|| {
-                        host.property(&PEER, |san| {
-                            crate::cohort::rule_claims(rules, |m| match &m.source {
-                                Source::Principal(p) => san.is_some_and(|s| p.matches(s)),
-                                _ => false,
-                            })
-                        })
-                    });
-                    mask & (1 << i) != 0
-                }
-                _ => false,
-            };
-            if holds {
-                return 1 << i;
-            }
-        }
-    }
-    0
-}
-
 /// Verify mode: the cohort a signed baggage member vouches for, if its tag
 /// verifies for this request and names a cohort of this configuration.
 /// Reads `baggage`, and `x-request-id` only when the member is there.
-pub fn carried(cfg: &Config, host: &impl Http) -> Option<Cohort> {
-    let b = cfg.identity.baggage.as_ref()?;
+pub fn carried(b: Option<&Baggage>, cohorts: &Cohorts, host: &impl Http) -> Option<Cohort> {
+    let b = b?;
     if b.mode != Mode::Verify {
         return None;
     }
@@ -137,7 +101,7 @@ pub fn carried(cfg: &Config, host: &impl Http) -> Option<Cohort> {
         let value = member.decoded();
         host.request_header(REQUEST_ID, |id| {
             let cohort = key.verify(&value, id?)?;
-            cfg.cohorts.named(std::str::from_utf8(cohort).ok()?)
+            cohorts.named(std::str::from_utf8(cohort).ok()?)
         })
     })
 }
@@ -145,15 +109,15 @@ pub fn carried(cfg: &Config, host: &impl Http) -> Option<Cohort> {
 /// Sign mode: writes `cohort`, signed for this request's id, as the
 /// configured baggage member, replacing any the caller sent. Without a
 /// request id nothing can be signed, so only the caller's member is removed.
-pub fn carry(cfg: &Config, host: &mut impl Http, cohort: Cohort) {
-    let Some(b) = cfg.identity.baggage.as_ref() else {
+pub fn carry(b: Option<&Baggage>, cohorts: &Cohorts, host: &mut impl Http, cohort: Cohort) {
+    let Some(b) = b else {
         return;
     };
     let (Mode::Sign, Some(key)) = (b.mode, b.key.as_ref()) else {
         return;
     };
     let value = host.request_header(REQUEST_ID, |id| {
-        id.map(|id| key.sign(cfg.cohort_label(cohort), id))
+        id.map(|id| key.sign(cohorts.label(cohort), id))
     });
     let header = host.request_header(BAGGAGE, |existing| match (&value, existing) {
         (Some(v), existing) => Some(baggage::with_member(existing, &b.entry, v)),
