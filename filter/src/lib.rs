@@ -38,9 +38,17 @@ thread_local! {
     /// Set once this VM has created an HTTP context. The main thread's VM
     /// never does, so it never beats.
     static SERVING: Cell<bool> = const { Cell::new(false) };
-    static LIVENESS: RefCell<Liveness> = RefCell::new(Liveness::default());
+    static LIVENESS: RefCell<Liveness> = RefCell::new(Liveness::new(slot_id()));
 }
 
+/// An id for this VM's liveness slot: the clock's nanoseconds when the VM
+/// first ticks. Worker VMs start on their own threads, so two of them
+/// sharing an id would need to read the clock in the same nanosecond. (A
+/// seed from std's `RandomState` would do as well, at 12 KB of module.)
+fn slot_id() -> u32 {
+    let ns = Host.now_nanos();
+    (ns ^ (ns >> 32)) as u32
+}
 #[derive(Default)]
 struct CanaryRoot {
     plugin: Option<Rc<Plugin>>,

@@ -4,7 +4,11 @@
 //! thread. That one configures and ticks but never serves a request, so a
 //! heartbeat it wrote would say nothing about the workers. Here only a VM that
 //! has served traffic beats: on each tick it stamps its own slot in a
-//! shared-data list and writes the heartbeat. Every VM, the main thread's too,
+//! shared-data list and writes the heartbeat. A VM names its slot with a
+//! random id of its own rather than one handed out by the list: proxy-wasm
+//! can only create a shared key without a compare-and-swap, so two VMs that
+//! find the list absent at the same tick both write it, and a counter kept
+//! in the list would give them the same slot (one worker then looks dead). Every VM, the main thread's too,
 //! then reports how many slots were stamped within the last [`STALE_TICKS`]
 //! ticks. When every worker stalls or its VM is gone, the heartbeat stops and
 //! the count (still written by the main thread) reads 0: no data shows as no
@@ -27,7 +31,7 @@ const FORGET_TICKS: u64 = 60;
 const MAX_SLOTS: usize = 256;
 const CAS_ATTEMPTS: usize = 8;
 const KEY: &str = "canary/workers";
-const MAGIC: &[u8; 4] = b"CWL1";
+const MAGIC: &[u8; 4] = b"CWL2";
 
 /// The tick period a configuration asks for: the gates' tick, else the
 /// heartbeat's while metrics are on; `None` = no tick at all.
@@ -39,18 +43,16 @@ pub fn tick_ms(cfg: &Config) -> Option<u64> {
     }
 }
 
-/// The shared list: the next slot id and, per slot, its last stamp (ms).
+/// The shared list: per slot, its id and its last stamp (ms).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Beats {
-    pub next: u32,
     pub slots: Vec<(u32, u64)>,
 }
 
 impl Beats {
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Vec::with_capacity(12 + 12 * self.slots.len());
+        let mut w = Vec::with_capacity(8 + 12 * self.slots.len());
         w.extend_from_slice(MAGIC);
-        w.extend_from_slice(&self.next.to_le_bytes());
         w.extend_from_slice(&(self.slots.len() as u32).to_le_bytes());
         for (id, at) in &self.slots {
             w.extend_from_slice(&id.to_le_bytes());
@@ -62,7 +64,6 @@ impl Beats {
     /// `None` for anything that is not a complete list.
     pub fn decode(bytes: &[u8]) -> Option<Beats> {
         let rest = bytes.strip_prefix(MAGIC)?;
-        let (next, rest) = rest.split_first_chunk::<4>()?;
         let (n, mut rest) = rest.split_first_chunk::<4>()?;
         let n = u32::from_le_bytes(*n) as usize;
         if rest.len() != n.checked_mul(12)? {
@@ -74,10 +75,7 @@ impl Beats {
             slots.push((u32::from_le_bytes(*id), u64::from_le_bytes(*at)));
             rest = r;
         }
-        Some(Beats {
-            next: u32::from_le_bytes(*next),
-            slots,
-        })
+        Some(Beats { slots })
     }
 
     /// Slots stamped within `stale_ms` of `now_ms`.
@@ -88,35 +86,43 @@ impl Beats {
             .count() as u32
     }
 
-    /// Stamps `slot`, or claims a new one; returns the slot stamped.
-    fn stamp(&mut self, slot: Option<u32>, now_ms: u64) -> u32 {
-        if let Some(e) = slot.and_then(|s| self.slots.iter_mut().find(|(id, _)| *id == s)) {
+    /// Stamps slot `id`, adding it when it is not (or no longer) listed.
+    fn stamp(&mut self, id: u32, now_ms: u64) {
+        if let Some(e) = self.slots.iter_mut().find(|(s, _)| *s == id) {
             e.1 = now_ms;
-            return e.0;
+            return;
         }
         if self.slots.len() >= MAX_SLOTS {
             if let Some(oldest) = (0..self.slots.len()).min_by_key(|i| self.slots[*i].1) {
                 self.slots.swap_remove(oldest);
             }
         }
-        let id = self.next;
-        self.next = self.next.wrapping_add(1);
         self.slots.push((id, now_ms));
-        id
     }
 }
 
 /// One VM's side: its slot in the list and its stat ids. It lives for the
 /// VM, not for one configuration, so an update keeps the VM's slot.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Liveness {
-    slot: Option<u32>,
+    slot: u32,
     heartbeat: Option<u32>,
     alive: Option<u32>,
     ticks: Option<u32>,
 }
 
 impl Liveness {
+    /// `slot`: an id no other VM of the proxy uses; the glue draws it at
+    /// random when the VM starts.
+    pub fn new(slot: u32) -> Self {
+        Liveness {
+            slot,
+            heartbeat: None,
+            alive: None,
+            ticks: None,
+        }
+    }
+
     /// One tick. `serving`: this VM has created an HTTP context. Returns the
     /// alive count written, `None` when the list could not be read or
     /// stamped this tick.
@@ -141,9 +147,8 @@ impl Liveness {
             beats
                 .slots
                 .retain(|(_, at)| now_ms.saturating_sub(*at) <= forget);
-            let slot = beats.stamp(self.slot, now_ms);
+            beats.stamp(self.slot, now_ms);
             if store.set(KEY, &beats.encode(), cas) {
-                self.slot = Some(slot);
                 alive = Some(beats.alive(now_ms, stale));
                 break;
             }
@@ -206,7 +211,7 @@ mod tests {
     #[test]
     fn a_vm_that_never_served_writes_no_heartbeat_and_counts_nobody() {
         let (mut store, mut m) = (FakeStore::default(), FakeMetrics::default());
-        let mut main = Liveness::default();
+        let mut main = Liveness::new(9);
         for t in 0..5 {
             assert_eq!(
                 main.tick(false, 1_000, &mut store, &mut m, t * 1_000),
@@ -225,11 +230,7 @@ mod tests {
     #[test]
     fn serving_vms_beat_and_are_counted_until_they_stop() {
         let (mut store, mut m) = (FakeStore::default(), FakeMetrics::default());
-        let (mut main, mut w0, mut w1) = (
-            Liveness::default(),
-            Liveness::default(),
-            Liveness::default(),
-        );
+        let (mut main, mut w0, mut w1) = (Liveness::new(9), Liveness::new(10), Liveness::new(11));
         for t in 1..=4u64 {
             let now = t * 1_000;
             w0.tick(true, 1_000, &mut store, &mut m, now);
@@ -261,9 +262,9 @@ mod tests {
     #[test]
     fn a_lost_compare_and_swap_is_retried_and_long_gone_slots_are_forgotten() {
         let (mut store, mut m) = (FakeStore::default(), FakeMetrics::default());
-        let mut gone = Liveness::default();
+        let mut gone = Liveness::new(1);
         gone.tick(true, 100, &mut store, &mut m, 1_000);
-        let mut w = Liveness::default();
+        let mut w = Liveness::new(2);
         store.fail_next = 3;
         assert_eq!(w.tick(true, 100, &mut store, &mut m, 1_050), Some(2));
         // 60 ticks later the silent slot is dropped from the list.
@@ -271,13 +272,48 @@ mod tests {
         w.tick(true, 100, &mut store, &mut m, 1_000 + 6_100);
         let beats = Beats::decode(&store.data[KEY].0).unwrap();
         assert_eq!(beats.slots.len(), 1);
-        assert_eq!(beats.next, 2);
+        assert_eq!(beats.slots[0].0, 2);
+    }
+
+    /// Both reads see no list, both creating writes land: proxy-wasm has no
+    /// compare-and-swap for a key that does not exist yet.
+    struct RacingStore {
+        inner: FakeStore,
+        blind_reads: usize,
+    }
+
+    impl SharedStore for RacingStore {
+        fn get(&self, key: &str) -> Option<(Vec<u8>, Option<u32>)> {
+            if self.blind_reads > 0 {
+                return None;
+            }
+            self.inner.get(key)
+        }
+        fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+            self.blind_reads = self.blind_reads.saturating_sub(1);
+            self.inner.set(key, value, cas)
+        }
+    }
+
+    #[test]
+    fn two_workers_that_create_the_list_at_the_same_tick_are_both_counted() {
+        let mut store = RacingStore {
+            inner: FakeStore::default(),
+            blind_reads: 2,
+        };
+        let mut m = FakeMetrics::default();
+        let (mut w0, mut w1) = (Liveness::new(40), Liveness::new(41));
+        w0.tick(true, 1_000, &mut store, &mut m, 1_000);
+        // w1 read before w0's write landed: its write replaces w0's list.
+        w1.tick(true, 1_000, &mut store, &mut m, 1_001);
+        w0.tick(true, 1_000, &mut store, &mut m, 2_000);
+        assert_eq!(w1.tick(true, 1_000, &mut store, &mut m, 2_001), Some(2));
+        assert_eq!(w0.tick(true, 1_000, &mut store, &mut m, 3_000), Some(2));
     }
 
     #[test]
     fn the_list_round_trips_and_refuses_anything_else() {
         let b = Beats {
-            next: 7,
             slots: vec![(3, 10), (6, u64::MAX)],
         };
         assert_eq!(Beats::decode(&b.encode()), Some(b.clone()));
