@@ -11,6 +11,7 @@ use canary_core::gates::Engine;
 use canary_core::host::{Http, MetricKind, Metrics, SharedStore};
 use canary_core::labels::VersionLabels;
 use canary_core::liveness::{self, Liveness};
+use canary_core::pending::{Batched, PendingCounts};
 use canary_core::stream::{Plugin, Stream, Vm};
 use canary_core::Config;
 use proxy_wasm::hostcalls;
@@ -39,6 +40,13 @@ thread_local! {
     /// never does, so it never beats.
     static SERVING: Cell<bool> = const { Cell::new(false) };
     static LIVENESS: RefCell<Liveness> = RefCell::new(Liveness::new(slot_id()));
+    /// Counter bumps of every request in this VM since the last tick.
+    static PENDING: RefCell<PendingCounts> = RefCell::new(PendingCounts::default());
+}
+
+/// Hands the held counter bumps to Envoy.
+fn flush_counts() {
+    PENDING.with_borrow_mut(|p| p.flush(&mut HostMetrics));
 }
 
 /// An id for this VM's liveness slot: the clock's nanoseconds when the VM
@@ -55,7 +63,12 @@ struct CanaryRoot {
     vm: Rc<RefCell<Vm>>,
 }
 
-impl Context for CanaryRoot {}
+impl Context for CanaryRoot {
+    fn on_done(&mut self) -> bool {
+        flush_counts();
+        true
+    }
+}
 
 fn now_ms() -> u64 {
     Host.now_nanos() / 1_000_000
@@ -63,6 +76,8 @@ fn now_ms() -> u64 {
 
 impl RootContext for CanaryRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
+        // The new configuration may tick at another period, or not at all.
+        flush_counts();
         let bytes = hostcalls::get_buffer(
             proxy_wasm::types::BufferType::PluginConfiguration,
             0,
@@ -142,6 +157,7 @@ impl RootContext for CanaryRoot {
     }
 
     fn on_tick(&mut self) {
+        flush_counts();
         let Some(plugin) = &self.plugin else { return };
         if let Some(tick_ms) = liveness::tick_ms(&plugin.config) {
             LIVENESS.with_borrow_mut(|l| {
@@ -224,15 +240,23 @@ impl HttpContext for CanaryHttp {
     }
 
     fn on_log(&mut self) {
-        if let Ok(mut vm) = self.vm.try_borrow_mut() {
+        let Ok(mut vm) = self.vm.try_borrow_mut() else {
+            return;
+        };
+        // Counter bumps wait for the tick: no hostcall per request for them.
+        PENDING.with_borrow_mut(|pending| {
+            let mut metrics = Batched {
+                pending,
+                sink: &mut HostMetrics,
+            };
             self.stream.on_log(
                 &self.plugin,
                 &mut vm,
-                &mut HostMetrics,
+                &mut metrics,
                 &mut Host,
                 &mut HostStore,
             );
-        }
+        });
     }
 }
 

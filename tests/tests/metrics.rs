@@ -297,3 +297,27 @@ async fn a_response_cut_off_after_its_headers_counts_as_a_reset() {
     assert_eq!(s.sum(ERR, &[]), 1.0);
     assert_eq!(s.sum(REQ, &[("canary_code_class", "2xx")]), 2.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_held_for_the_tick_survive_an_update_that_stops_the_tick() {
+    // Counter bumps wait in the VM for the next tick. Gates tick once a
+    // minute here, so none comes during the test; the update turns metrics
+    // and gates off and stops the tick: the bumps must land all the same.
+    let v1 = Upstream::start("v1").await;
+    let v2 = Upstream::start("v2").await;
+    let slow = r#"{"gates": {"canaryVersion": "v2", "tick": "1m", "bucket": "1m"}}"#;
+    let mut sidecar = reviews(slow, &v1, &v2);
+    sidecar.filter = FilterSpec::CanaryEcds(slow.into());
+    let envoy = Envoy::start(&sidecar).await;
+    let c = envoy.client();
+    for _ in 0..25 {
+        assert_eq!(c.send(&Req::get("/")).await.status, 200);
+    }
+    envoy
+        .update_filter(r#"{"metrics": {"enabled": false}}"#)
+        .await
+        .unwrap();
+    // Well past the old tick: nothing is still on its way.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(envoy.stats().await.sum(REQ, &[]), 25.0);
+}

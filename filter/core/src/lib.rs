@@ -20,6 +20,7 @@ pub mod liveness;
 pub mod metrics;
 pub mod outcome;
 pub mod peer;
+pub mod pending;
 pub mod property;
 #[cfg(test)]
 mod robustness;

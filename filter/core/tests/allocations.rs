@@ -9,6 +9,7 @@ use std::alloc::System;
 use std::cell::Cell;
 
 use canary_core::host::{Http, MetricKind, Metrics, SharedStore};
+use canary_core::pending::{Batched, PendingCounts};
 use canary_core::stream::{Plugin, Stream, Vm};
 use canary_core::Config;
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
@@ -125,7 +126,13 @@ const REQUESTS: [Headers; 4] = [
 ];
 
 /// Serves every request shape `rounds` times; returns the allocations made.
-fn serve(p: &Plugin, vm: &mut Vm, sink: &mut Sink, store: &mut Store, rounds: usize) -> usize {
+fn serve(
+    p: &Plugin,
+    vm: &mut Vm,
+    metrics: &mut Batched<'_, Sink>,
+    store: &mut Store,
+    rounds: usize,
+) -> usize {
     let region = Region::new(GLOBAL);
     for _ in 0..rounds {
         for request in REQUESTS {
@@ -139,7 +146,7 @@ fn serve(p: &Plugin, vm: &mut Vm, sink: &mut Sink, store: &mut Store, rounds: us
             s.on_request_headers(p, vm, &mut host);
             s.on_response_headers(p, &mut host, false);
             s.on_response_body(true);
-            s.on_log(p, vm, sink, &mut host, store);
+            s.on_log(p, vm, metrics, &mut host, store);
         }
     }
     region.change().allocations
@@ -167,9 +174,15 @@ fn requests_allocate_nothing_once_the_metrics_are_defined() {
             ..Vm::default()
         };
         let (mut sink, mut store) = (Sink::default(), Store::default());
+        // Counter bumps wait in the VM for the tick, as in the filter.
+        let mut pending = PendingCounts::default();
+        let mut metrics = Batched {
+            pending: &mut pending,
+            sink: &mut sink,
+        };
         // The first requests define each series and meet each version once.
-        serve(&p, &mut vm, &mut sink, &mut store, 1);
-        let allocations = serve(&p, &mut vm, &mut sink, &mut store, 50);
+        serve(&p, &mut vm, &mut metrics, &mut store, 1);
+        let allocations = serve(&p, &mut vm, &mut metrics, &mut store, 50);
         assert_eq!(
             allocations,
             0,
