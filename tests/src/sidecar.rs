@@ -12,6 +12,12 @@ pub const SERVICE: &str = "reviews.default.svc.cluster.local";
 pub const PORT: u16 = 9080;
 /// Name of the filter's ECDS resource and of the filter in the chain.
 pub const FILTER_NAME: &str = "canary";
+/// The no-op module's plugin config that makes it the hostcall floor probe.
+pub const NOOP_FLOOR_CONFIG: &str = r#"{"probe": "floor"}"#;
+/// What the floor probe writes: the cohort header on the request and the
+/// response, and the version header on the response.
+pub const NOOP_FLOOR_COHORT: &str = "stable";
+pub const NOOP_FLOOR_VERSION: &str = "probe";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -34,6 +40,9 @@ pub enum FilterSpec {
     CanaryModule(String, std::path::PathBuf),
     /// The do-nothing proxy-wasm module.
     Noop,
+    /// The do-nothing module with [`NOOP_FLOOR_CONFIG`]: it makes the
+    /// filter's per-request hostcalls for `{}` and nothing else.
+    NoopFloor,
     /// [`LUA_TAGGING`]: the filter's default work in Lua.
     Lua,
 }
@@ -93,6 +102,30 @@ pub struct Sidecar {
     pub before_filters: Vec<Value>,
     /// Environment variables of the canary filter's VM (`vmConfig.env`).
     pub vm_env: Vec<(String, String)>,
+}
+
+/// The no-op module's HTTP filter, with `plugin_config` when given.
+fn noop_filter(plugin_config: Option<&str>) -> Value {
+    let mut config = json!({
+        "name": "noop",
+        "vm_config": {
+            "runtime": "envoy.wasm.runtime.v8",
+            "code": {"local": {"filename": crate::paths::noop_wasm().to_string_lossy()}},
+        },
+    });
+    if let Some(c) = plugin_config {
+        config["configuration"] = json!({
+            "@type": "type.googleapis.com/google.protobuf.StringValue",
+            "value": c,
+        });
+    }
+    json!({
+        "name": "noop",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": config,
+        }
+    })
 }
 
 impl Sidecar {
@@ -199,7 +232,8 @@ impl Sidecar {
         match &self.filter {
             FilterSpec::None => {}
             FilterSpec::Canary(cfg) => {
-                let wasm = Sidecar::canary_wasm(cfg, &crate::paths::filter_wasm(), self.failure_policy);
+                let wasm =
+                    Sidecar::canary_wasm(cfg, &crate::paths::filter_wasm(), self.failure_policy);
                 filters.push(json!({"name": FILTER_NAME, "typed_config": self.with_vm_env(wasm)}));
             }
             FilterSpec::CanaryModule(cfg, wasm) => {
@@ -225,19 +259,8 @@ impl Sidecar {
                     }
                 }));
             }
-            FilterSpec::Noop => filters.push(json!({
-                "name": "noop",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                    "config": {
-                        "name": "noop",
-                        "vm_config": {
-                            "runtime": "envoy.wasm.runtime.v8",
-                            "code": {"local": {"filename": crate::paths::noop_wasm().to_string_lossy()}},
-                        },
-                    }
-                }
-            })),
+            FilterSpec::Noop => filters.push(noop_filter(None)),
+            FilterSpec::NoopFloor => filters.push(noop_filter(Some(NOOP_FLOOR_CONFIG))),
             FilterSpec::Lua => filters.push(json!({
                 "name": "envoy.filters.http.lua",
                 "typed_config": {

@@ -2,10 +2,14 @@
 //! valid, and a tiny interleaved run answers every request and reads CPU
 //! time and wasm memory. No timing is asserted: figures come from `make bench`.
 
+use std::time::Duration;
+
 use canary_e2e::bench::run::{run, Options};
 use canary_e2e::bench::variants::{self, HeaderSet};
 use canary_e2e::bench::{table, topology};
 use canary_e2e::envoy::validate;
+use canary_e2e::sidecar::{NOOP_FLOOR_COHORT, NOOP_FLOOR_VERSION};
+use canary_e2e::Req;
 
 #[test]
 fn every_bench_variant_has_a_valid_plugin_config_and_envoy_configuration() {
@@ -40,6 +44,32 @@ fn every_bench_variant_has_a_valid_plugin_config_and_envoy_configuration() {
 fn a_misspelt_bench_config_is_refused_before_any_envoy_starts() {
     let err = variants::extra(r#"typo={"metric": {"enabled": false}}"#).unwrap_err();
     assert!(err.contains("metric"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_floor_probe_loads_in_envoy_and_makes_the_filters_writes_and_record() {
+    let v = variants::select(variants::all(), "floor")
+        .unwrap()
+        .remove(0);
+    // Starting checks a 200 from v1 with the probe's canary headers.
+    let envoy = topology::start(&v).await;
+    let r = envoy.client().send(&Req::get("/")).await;
+    assert_eq!(r.status, 200);
+    // The cohort header it wrote on the request chose the route to v1.
+    assert_eq!(r.upstream(), Some("v1"));
+    assert_eq!(r.header("x-canary-cohort"), Some(NOOP_FLOOR_COHORT));
+    assert_eq!(r.header("x-canary-version"), Some(NOOP_FLOOR_VERSION));
+    // Its on_log recorded the duration (histograms show after a stats flush).
+    let name = "canary_probe_duration_microseconds_count";
+    let mut recorded = 0.0;
+    for _ in 0..80 {
+        recorded = envoy.stats().await.sum(name, &[]);
+        if recorded >= 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recorded >= 2.0, "{name} = {recorded}\n{}", envoy.log());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -139,7 +139,9 @@ async fn canary_headers_are_stamped_on_responses() {
         },
     )
     .await;
-    let sidecar = reviews("", &v1, &v2);
+    // `server-timing` is opt-in; the other two are on by default.
+    let timed = r#"{"responseHeaders": {"serverTiming": true}}"#;
+    let sidecar = reviews(timed, &v1, &v2);
     let envoy = Envoy::start(&sidecar).await;
     let r = envoy
         .client()
@@ -155,8 +157,8 @@ async fn canary_headers_are_stamped_on_responses() {
         .unwrap();
     assert!((30.0..5000.0).contains(&ms), "{timing}");
 
-    let off =
-        r#"{"responseHeaders": {"version": false, "cohort": "x-cohort", "serverTiming": false}}"#;
+    // Without `serverTiming`, no timing leaves the proxy.
+    let off = r#"{"responseHeaders": {"version": false, "cohort": "x-cohort"}}"#;
     let sidecar = reviews(off, &v1, &v2);
     let envoy = Envoy::start(&sidecar).await;
     let r = envoy.client().get("/").await;

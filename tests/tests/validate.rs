@@ -24,6 +24,7 @@ fn every_rendered_sidecar_configuration_validates() {
         ("inline canary", FilterSpec::Canary(String::new())),
         ("ECDS canary", FilterSpec::CanaryEcds(String::new())),
         ("no-op wasm", FilterSpec::Noop),
+        ("no-op wasm, floor probe", FilterSpec::NoopFloor),
         ("lua", FilterSpec::Lua),
         ("bare", FilterSpec::None),
     ] {

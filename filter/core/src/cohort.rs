@@ -76,9 +76,15 @@ pub(crate) fn rule_claims(rules: &[CohortRule], holds: impl Fn(&Match) -> bool) 
 /// The cohort of one request, given what its rule headers claim. Cookie and
 /// query rules are looked at only for cohorts ahead of the first header
 /// claim, and the cookies and `:path` are read only then (the
-/// cookie header also when it carries the sticky user key). `now_ns` stands
-/// in for a request id when a keyless request is split.
-pub fn choose(cfg: &Config, host: &impl Http, header_claims: Claims, now_ns: u64) -> Cohort {
+/// cookie header also when it carries the sticky user key). The request's
+/// start time, `now_ns` (read here when the caller has not), stands in for a
+/// request id when a keyless request is split.
+pub fn choose(
+    cfg: &Config,
+    host: &impl Http,
+    header_claims: Claims,
+    now_ns: Option<u64>,
+) -> Cohort {
     let rules = &cfg.cohorts.rules;
     let ahead = &rules[..(header_claims.trailing_zeros() as usize).min(rules.len())];
     let reads = |pick: fn(&Source) -> bool| {
@@ -150,7 +156,10 @@ pub fn choose(cfg: &Config, host: &impl Http, header_claims: Claims, now_ns: u64
         (None, MissingKey::PerRequest) => Some(
             host.request_header("x-request-id", |id| id.map(|id| hash::bucket(b"", id)))
                 // Nanoseconds are as good as random for one request.
-                .unwrap_or((now_ns / 1000 % u64::from(hash::BUCKETS)) as u32),
+                .unwrap_or_else(|| {
+                    let ns = now_ns.unwrap_or_else(|| host.now_nanos());
+                    (ns / 1000 % u64::from(hash::BUCKETS)) as u32
+                }),
         ),
     };
     match bucket {

@@ -7,6 +7,8 @@
 //! the small traits in [`host`], and the installer validates `pluginConfig` with
 //! the very same [`config::Config::from_json`] the filter runs in `on_configure`.
 
+#[cfg(test)]
+mod budget;
 pub mod cohort;
 pub mod config;
 pub mod decimal;

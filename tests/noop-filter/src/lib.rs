@@ -1,32 +1,162 @@
-//! Baseline for `make bench`: a root and an HTTP context that only continue.
+//! Baselines for `make bench`.
+//!
+//! With an empty plugin config: a root and an HTTP context that only
+//! continue, so the bench sees the SDK's dispatch of every stream callback.
+//!
+//! With `{"probe": "floor"}`: the same, plus exactly the hostcalls the canary
+//! filter makes per request with its default config `{}` (see
+//! `filter/core/src/budget.rs`), with fixed values and no logic. The bench
+//! then tells the ABI's floor for the filter's work apart from the filter's
+//! own code. Any other config is refused.
 
+use std::time::UNIX_EPOCH;
+
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
 
 #[allow(unsafe_code)]
 mod entry {
     use super::*;
 
     proxy_wasm::main! {{
-        proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Noop) });
+        proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
     }}
+}
+
+/// The plugin config that turns the probe on (whitespace aside); the
+/// harness's `sidecar::NOOP_FLOOR_CONFIG` says the same.
+const FLOOR_CONFIG: &str = r#"{"probe":"floor"}"#;
+
+/// What the probe writes to the request's cohort header (routes to v1, as
+/// the filter's `stable` does) and to the response's canary headers.
+const PROBE_COHORT: &str = "stable";
+const PROBE_VERSION: &str = "probe";
+
+/// The histogram the probe records into: tagged like the filter's.
+const HISTOGRAM: &str =
+    "canary_version=.=probe;.;canary_cohort=.=stable;.;canary_probe_duration_microseconds";
+
+#[derive(Default)]
+struct Root {
+    /// The histogram's id when the probe is on; `None` for the empty module.
+    floor: Option<u32>,
+}
+
+impl Context for Root {}
+
+/// The config's bytes without ASCII whitespace.
+fn compact(bytes: &[u8]) -> Vec<u8> {
+    bytes
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect()
+}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let config = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let config = compact(&config);
+        if config.is_empty() {
+            self.floor = None;
+            return true;
+        }
+        if config != FLOOR_CONFIG.as_bytes() {
+            let _ = hostcalls::log(
+                LogLevel::Error,
+                r#"noop: unknown plugin config; the only one is {"probe": "floor"}"#,
+            );
+            return false;
+        }
+        // Defined once per VM (Envoy hands out the same id for the same name).
+        match hostcalls::define_metric(MetricType::Histogram, HISTOGRAM) {
+            Ok(id) => {
+                self.floor = Some(id);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(match self.floor {
+            None => Box::new(Noop),
+            Some(histogram) => Box::new(Floor {
+                histogram,
+                started_ns: 0,
+            }),
+        })
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
 }
 
 struct Noop;
 
 impl Context for Noop {}
 
-impl RootContext for Noop {
-    fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Noop))
-    }
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
-    }
-}
-
 impl HttpContext for Noop {
     fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
         Action::Continue
+    }
+}
+
+/// The filter's per-request hostcalls for `{}`, in its order.
+struct Floor {
+    histogram: u32,
+    started_ns: u64,
+}
+
+fn now_ns() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+fn read(map: MapType, name: &str) {
+    let _ = hostcalls::get_map_value_bytes(map, name);
+}
+
+fn write(map: MapType, name: &str, value: &str) {
+    let _ = hostcalls::set_map_value_bytes(map, name, Some(value.as_bytes()));
+}
+
+impl Context for Floor {}
+
+impl HttpContext for Floor {
+    fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
+        self.started_ns = now_ns();
+        read(MapType::HttpRequestHeaders, "user-type");
+        read(MapType::HttpRequestHeaders, "beta-user");
+        write(MapType::HttpRequestHeaders, "x-canary-cohort", PROBE_COHORT);
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _n: usize, _eos: bool) -> Action {
+        read(MapType::HttpResponseHeaders, ":status");
+        let _ = hostcalls::get_property(vec!["xds", "cluster_name"]);
+        write(
+            MapType::HttpResponseHeaders,
+            "x-canary-version",
+            PROBE_VERSION,
+        );
+        write(
+            MapType::HttpResponseHeaders,
+            "x-canary-cohort",
+            PROBE_COHORT,
+        );
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        let us = now_ns().saturating_sub(self.started_ns) / 1000;
+        let _ = hostcalls::record_metric(self.histogram, us);
     }
 }

@@ -80,13 +80,14 @@ impl Run {
         use HeaderSet::{Minimal, Realistic};
         let f = self.over("filter", Minimal);
         // `a` against `b` (both µs over bare): the ratio, and whether it is
-        // at most `limit`; `percent` shows it as a change instead of a factor.
+        // at most `limit` (no verdict without one); `percent` shows it as a
+        // change instead of a factor.
         let ratio = |name: &str,
                      target: &str,
                      needs: &[&'static str],
                      a: Option<f64>,
                      b: Option<f64>,
-                     limit: f64,
+                     limit: Option<f64>,
                      percent: bool| {
             let result = a.zip(b).map(|(a, b)| {
                 // A reference overhead at or below zero (within the noise of
@@ -107,7 +108,7 @@ impl Run {
                 (
                     r,
                     format!("{shown} ({a:+.2} vs {b:+.2} µs)"),
-                    Some(r <= limit),
+                    limit.map(|l| r <= l),
                 )
             });
             Target::new(name, target, needs, result)
@@ -131,7 +132,18 @@ impl Run {
                 &["filter", "noop"],
                 f,
                 self.over("noop", Minimal),
-                2.0,
+                Some(2.0),
+                false,
+            ),
+            // The empty module making the filter's hostcalls is the floor of
+            // what the ABI lets the filter's work cost; the rest is its code.
+            ratio(
+                "filter `{}` overhead / its hostcall floor (empty module + the same hostcalls)",
+                "reported: above 1x is the filter's own code",
+                &["filter", "floor"],
+                f,
+                self.over("floor", Minimal),
+                None,
                 false,
             ),
             ratio(
@@ -140,7 +152,7 @@ impl Run {
                 &["filter", "lua"],
                 f,
                 self.over("lua", Minimal),
-                1.0,
+                Some(1.0),
                 false,
             ),
             ratio(
@@ -149,7 +161,7 @@ impl Run {
                 &["shipped", "filter"],
                 self.over("shipped", Minimal),
                 f,
-                1.15,
+                Some(1.15),
                 true,
             ),
             ratio(
@@ -158,7 +170,7 @@ impl Run {
                 &["filter", "bare"],
                 self.over("filter", Realistic),
                 f,
-                1.10,
+                Some(1.10),
                 true,
             ),
             Target::new(
@@ -400,7 +412,14 @@ mod tests {
     /// A run of `bare`, `noop` and `filter` (minimal headers) with these
     /// per-round CPU figures.
     fn run_of(rounds: &[[f64; 3]]) -> Run {
-        let vs: Vec<Variant> = variants::select(variants::all(), "bare,noop,filter").unwrap();
+        let rounds: Vec<&[f64]> = rounds.iter().map(|r| r.as_slice()).collect();
+        run_of_variants("bare,noop,filter", &rounds)
+    }
+
+    /// A run of the variants `ids` (minimal headers), one figure per
+    /// variant in each round, in table order.
+    fn run_of_variants(ids: &str, rounds: &[&[f64]]) -> Run {
+        let vs: Vec<Variant> = variants::select(variants::all(), ids).unwrap();
         let sample = |us: f64| Sample {
             cpu_us_per_request: us,
             requests: 1000,
@@ -418,14 +437,14 @@ mod tests {
                 filter_wasm_bytes: 300_000,
                 noop_wasm_bytes: 80_000,
             },
-            cases: (0..3)
+            cases: (0..vs.len())
                 .map(|i| Case {
                     variant: i,
                     headers: HeaderSet::Minimal,
                     samples: rounds.iter().map(|r| sample(r[i])).collect(),
                 })
                 .collect(),
-            memory: vec![vec![]; 3],
+            memory: vec![vec![]; vs.len()],
             variants: vs,
         }
     }
@@ -470,6 +489,28 @@ mod tests {
         assert_eq!(t.pass, None);
         assert!(
             t.line().contains("no ratio (+10.00 vs -0.50 µs"),
+            "{}",
+            t.line()
+        );
+    }
+
+    #[test]
+    fn the_hostcall_floor_is_reported_as_a_ratio_without_a_verdict() {
+        let at = |run: &Run| {
+            run.targets()
+                .into_iter()
+                .find(|t| t.name.contains("hostcall floor"))
+                .unwrap()
+        };
+        // bare 20, empty module 25, its hostcalls 28, the filter 32.
+        let run = run_of_variants("bare,noop,floor,filter", &[&[20.0, 25.0, 28.0, 32.0]]);
+        let t = at(&run);
+        assert_eq!(t.pass, None);
+        assert_eq!(t.line(), "- filter `{}` overhead / its hostcall floor (empty module + the same hostcalls): 1.50x (+12.00 vs +8.00 µs) (target: reported: above 1x is the filter's own code)");
+        let t = at(&run_of(&[[20.0, 25.0, 30.0]]));
+        assert!(
+            t.line()
+                .contains("not measured (needs variants filter, floor)"),
             "{}",
             t.line()
         );

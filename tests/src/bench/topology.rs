@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use canary_core::Config;
 
 use super::variants::{Filter, HeaderSet, Path, Variant};
-use crate::sidecar::{FilterSpec, Sidecar, PORT};
+use crate::sidecar::{FilterSpec, Sidecar, NOOP_FLOOR_COHORT, NOOP_FLOOR_VERSION, PORT};
 use crate::{Envoy, Req};
 
 /// What the upstream listeners (and a direct-response route) answer: a small
@@ -26,6 +26,7 @@ fn filter_spec(f: &Filter) -> FilterSpec {
         Filter::None => FilterSpec::None,
         Filter::Lua => FilterSpec::Lua,
         Filter::Noop => FilterSpec::Noop,
+        Filter::Floor => FilterSpec::NoopFloor,
         Filter::Canary(cfg) => FilterSpec::Canary(cfg.clone()),
     }
 }
@@ -158,7 +159,7 @@ pub async fn start(v: &Variant) -> Envoy {
 fn expected_upstream(v: &Variant, set: HeaderSet) -> Option<&'static str> {
     let claimed = match &v.filter {
         _ if v.path == Path::Direct => return None,
-        Filter::None | Filter::Noop => false,
+        Filter::None | Filter::Noop | Filter::Floor => false,
         Filter::Lua => set.default_cohort() != "stable",
         Filter::Canary(cfg) => {
             let c = Config::from_json(cfg.as_bytes()).ok()?;
@@ -197,14 +198,20 @@ async fn check(v: &Variant, envoy: &Envoy, set: HeaderSet) -> Result<(), String>
             ));
         }
     }
-    let stamps = matches!(&v.filter, Filter::Lua)
+    let stamps = matches!(&v.filter, Filter::Lua | Filter::Floor)
         || matches!(&v.filter, Filter::Canary(c) if c.trim() == "{}");
     if stamps {
         let cohort = set.default_cohort();
-        let version = match (v.path, cohort) {
-            (Path::Direct, _) => "unknown",
-            (Path::Proxied, "stable") => "v1",
-            (Path::Proxied, _) => "v2",
+        let version = match (&v.filter, v.path, cohort) {
+            // The probe writes fixed values.
+            (Filter::Floor, _, _) => NOOP_FLOOR_VERSION,
+            (_, Path::Direct, _) => "unknown",
+            (_, Path::Proxied, "stable") => "v1",
+            (_, Path::Proxied, _) => "v2",
+        };
+        let cohort = match &v.filter {
+            Filter::Floor => NOOP_FLOOR_COHORT,
+            _ => cohort,
         };
         let got = (r.header("x-canary-cohort"), r.header("x-canary-version"));
         if got != (Some(cohort), Some(version)) {

@@ -32,6 +32,10 @@ pub enum Filter {
     None,
     /// The empty proxy-wasm module (tests/noop-filter): SDK dispatch only.
     Noop,
+    /// The empty module making the filter's per-request hostcalls for `{}`
+    /// with fixed values (its `{"probe": "floor"}` mode): the ABI's floor
+    /// for the filter's work.
+    Floor,
     /// [`crate::sidecar::LUA_TAGGING`]: the filter's default work in Lua.
     Lua,
     /// The canary filter with this pluginConfig (JSON text).
@@ -40,7 +44,7 @@ pub enum Filter {
 
 impl Filter {
     pub fn is_wasm(&self) -> bool {
-        matches!(self, Filter::Noop | Filter::Canary(_))
+        matches!(self, Filter::Noop | Filter::Floor | Filter::Canary(_))
     }
 }
 
@@ -166,8 +170,7 @@ pub fn shipped_config_path() -> PathBuf {
     crate::paths::repo_root().join("manifests/module/plugin-config.json")
 }
 
-const RH_OFF: &str =
-    r#""responseHeaders": {"version": false, "cohort": false, "serverTiming": false}"#;
+const RH_OFF: &str = r#""responseHeaders": {"version": false, "cohort": false}"#;
 const METRICS_OFF: &str = r#""metrics": {"enabled": false}"#;
 
 /// Every variant of a default run, in table order.
@@ -189,6 +192,13 @@ pub fn all() -> Vec<Variant> {
             Path::Proxied,
             Filter::Noop,
             &[Minimal, Realistic],
+        ),
+        Variant::new(
+            "floor",
+            "empty module + the filter's hostcalls for `{}`",
+            Path::Proxied,
+            Filter::Floor,
+            &[Minimal],
         ),
         Variant::new(
             "lua",
@@ -230,11 +240,12 @@ pub fn all() -> Vec<Variant> {
             r#"{"sticky": {"percent": 10}}"#,
             &[Realistic],
         ),
-        // The cost ladder: `{}` with one feature off at a time, then less.
+        // The cost ladder: `{}` with the opt-in header on, then one
+        // feature off at a time, then less.
         Variant::canary(
-            "no-server-timing",
-            "filter, `{}` without server-timing",
-            r#"{"responseHeaders": {"serverTiming": false}}"#,
+            "server-timing",
+            "filter, `{}` with server-timing",
+            r#"{"responseHeaders": {"serverTiming": true}}"#,
             &[Minimal],
         ),
         Variant::canary(

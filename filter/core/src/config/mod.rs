@@ -27,6 +27,7 @@ use error::is_label_safe;
 use raw::{RawConfig, RawResponseHeaders, RawTrust, RawVersion, Toggle};
 
 /// Which canary headers go on the response, under which names (`None` = off).
+/// `version` and `cohort` are on by default, `server_timing` off.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseHeaders {
     pub version: Option<HeaderName>,
@@ -289,18 +290,34 @@ impl TryFrom<RawResponseHeaders> for ResponseHeaders {
     type Error = ConfigError;
 
     fn try_from(raw: RawResponseHeaders) -> Result<Self, ConfigError> {
-        let toggle = |field: &str, t: Option<Toggle>, default: &'static str| match t {
-            None | Some(Toggle::On(true)) => Ok(Some(HeaderName::fixed(default))),
+        // `on` says whether an absent field means the header is written.
+        let toggle = |field: &str, t: Option<Toggle>, name: &'static str, on: bool| match t {
+            None if !on => Ok(None),
+            None | Some(Toggle::On(true)) => Ok(Some(HeaderName::fixed(name))),
             Some(Toggle::On(false)) => Ok(None),
             Some(Toggle::Name(n)) => HeaderName::parse(field, &n).map(Some),
         };
         let rh = ResponseHeaders {
-            version: toggle("responseHeaders.version", raw.version, "x-canary-version")?,
-            cohort: toggle("responseHeaders.cohort", raw.cohort, "x-canary-cohort")?,
+            version: toggle(
+                "responseHeaders.version",
+                raw.version,
+                "x-canary-version",
+                true,
+            )?,
+            cohort: toggle(
+                "responseHeaders.cohort",
+                raw.cohort,
+                "x-canary-cohort",
+                true,
+            )?,
+            // Off unless asked for: it shows every client (browsers display
+            // it) how long the upstream took, and costs a clock read and a
+            // header per request.
             server_timing: toggle(
                 "responseHeaders.serverTiming",
                 raw.server_timing,
                 "server-timing",
+                false,
             )?,
         };
         let names = [

@@ -37,10 +37,7 @@ fn an_empty_config_reproduces_the_module_defaults() {
             c.response_headers.version.as_deref(),
             Some("x-canary-version")
         );
-        assert_eq!(
-            c.response_headers.server_timing.as_deref(),
-            Some("server-timing")
-        );
+        assert_eq!(c.response_headers.server_timing, None);
         assert!(c.metrics_enabled);
     }
     assert_eq!(Config::default(), Config::from_json(b"{}").unwrap());
@@ -92,7 +89,50 @@ fn a_full_config_is_converted_into_typed_values() {
     assert_eq!(c.version.value.as_deref(), Some("v2"));
     assert_eq!(c.response_headers.version, None);
     assert_eq!(c.response_headers.cohort.as_deref(), Some("x-my-cohort"));
+    assert_eq!(
+        c.response_headers.server_timing.as_deref(),
+        Some("server-timing")
+    );
     assert!(!c.metrics_enabled);
+}
+
+#[test]
+fn server_timing_is_written_only_when_asked_for_by_true_or_a_name() {
+    let timing = |json: &str| {
+        Config::from_json(json.as_bytes())
+            .unwrap()
+            .response_headers
+            .server_timing
+            .map(|h| h.as_str().to_string())
+    };
+    assert_eq!(timing("{}"), None);
+    assert_eq!(timing(r#"{"responseHeaders": {"version": false}}"#), None);
+    assert_eq!(
+        timing(r#"{"responseHeaders": {"serverTiming": false}}"#),
+        None
+    );
+    assert_eq!(
+        timing(r#"{"responseHeaders": {"serverTiming": true}}"#).as_deref(),
+        Some("server-timing")
+    );
+    assert_eq!(
+        timing(r#"{"responseHeaders": {"serverTiming": "X-Upstream-Timing"}}"#).as_deref(),
+        Some("x-upstream-timing")
+    );
+    // The version and cohort headers stay on unless turned off.
+    let c = Config::from_json(br#"{"responseHeaders": {"serverTiming": true}}"#).unwrap();
+    assert_eq!(
+        c.response_headers.version.as_deref(),
+        Some("x-canary-version")
+    );
+    assert_eq!(
+        c.response_headers.cohort.as_deref(),
+        Some("x-canary-cohort")
+    );
+    assert_eq!(
+        err(r#"{"responseHeaders": {"cohort": "x-t", "serverTiming": "x-t"}}"#).field(),
+        "responseHeaders.serverTiming"
+    );
 }
 
 #[test]
