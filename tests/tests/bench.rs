@@ -47,6 +47,19 @@ fn a_misspelt_bench_config_is_refused_before_any_envoy_starts() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn another_build_of_the_module_runs_as_its_own_variant_and_a_missing_one_is_refused() {
+    let err = variants::other_module("o3=/nonexistent/canary.wasm").unwrap_err();
+    assert!(err.contains("/nonexistent/canary.wasm"), "{err}");
+    let wasm = canary_e2e::paths::filter_wasm();
+    let v = variants::other_module(&format!("copy={}", wasm.display())).unwrap();
+    assert_eq!(v.id, "module:copy");
+    assert!(v.label.contains("bytes"), "{}", v.label);
+    // Starting checks a 200 from v1 with the canary headers of `{}`.
+    let envoy = topology::start(&v).await;
+    assert_eq!(envoy.client().send(&Req::get("/")).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_floor_probe_loads_in_envoy_and_makes_the_filters_writes_and_record() {
     let v = variants::select(variants::all(), "floor")
         .unwrap()

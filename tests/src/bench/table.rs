@@ -364,6 +364,7 @@ pub fn json(run: &Run) -> Value {
                 "label": v.label,
                 "path": v.path.id(),
                 "plugin_config": match &v.filter { Filter::Canary(cfg) => Some(cfg), _ => None },
+                "module": v.module.as_ref().map(|m| m.display().to_string()),
                 "headers": c.headers.id(),
                 "cpu_us_per_request": {"median": median(&cpu), "min": lo, "max": hi},
                 "over_bare_us": run.over_bare(c),

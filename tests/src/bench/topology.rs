@@ -21,13 +21,14 @@ use crate::{Envoy, Req};
 /// JSON document like the `reviews` service's.
 pub const BODY: &str = r#"{"id":"0","podname":"reviews-bench","reviews":[{"reviewer":"one","text":"Kept me guessing until the last act."},{"reviewer":"two","text":"Solid cast, thin plot, worth an evening."}]}"#;
 
-fn filter_spec(f: &Filter) -> FilterSpec {
-    match f {
-        Filter::None => FilterSpec::None,
-        Filter::Lua => FilterSpec::Lua,
-        Filter::Noop => FilterSpec::Noop,
-        Filter::Floor => FilterSpec::NoopFloor,
-        Filter::Canary(cfg) => FilterSpec::Canary(cfg.clone()),
+fn filter_spec(v: &Variant) -> FilterSpec {
+    match (&v.filter, &v.module) {
+        (Filter::None, _) => FilterSpec::None,
+        (Filter::Lua, _) => FilterSpec::Lua,
+        (Filter::Noop, _) => FilterSpec::Noop,
+        (Filter::Floor, _) => FilterSpec::NoopFloor,
+        (Filter::Canary(cfg), None) => FilterSpec::Canary(cfg.clone()),
+        (Filter::Canary(cfg), Some(wasm)) => FilterSpec::CanaryModule(cfg.clone(), wasm.clone()),
     }
 }
 
@@ -37,7 +38,7 @@ pub type Upstreams = [(&'static str, SocketAddr); 2];
 /// The sidecar half of a variant: `--concurrency 1` pinned to CPU 0, the
 /// module's routes (named cohorts to v2, the rest to v1).
 pub fn sidecar(v: &Variant, up: &Upstreams) -> Sidecar {
-    let mut s = Sidecar::outbound(filter_spec(&v.filter), up, &[("v1", 100), ("v2", 0)]);
+    let mut s = Sidecar::outbound(filter_spec(v), up, &[("v1", 100), ("v2", 0)]);
     s.cpu = Some(0);
     s.concurrency = 1;
     s

@@ -129,6 +129,9 @@ pub struct Variant {
     pub filter: Filter,
     /// The header sets measured on this variant, each one case per round.
     pub header_sets: Vec<HeaderSet>,
+    /// Another build of the filter's module (`--module`); `None` = the one
+    /// `make build` made.
+    pub module: Option<PathBuf>,
 }
 
 impl Variant {
@@ -139,6 +142,7 @@ impl Variant {
             path,
             filter,
             header_sets: sets.to_vec(),
+            module: None,
         }
     }
 
@@ -315,6 +319,27 @@ pub fn select(all: Vec<Variant>, ids: &str) -> Result<Vec<Variant>, String> {
         .into_iter()
         .filter(|v| wanted.contains(&v.id.as_str()))
         .collect())
+}
+
+/// An extra variant from `--module NAME=PATH`: the filter with `{}` from
+/// another build of the module (say, another opt-level), so two builds are
+/// compared within one run (proxied, minimal headers).
+pub fn other_module(spec: &str) -> Result<Variant, String> {
+    let (name, path) = spec
+        .split_once('=')
+        .ok_or_else(|| format!("--module {spec:?}: expected NAME=PATH_TO_WASM"))?;
+    let path = PathBuf::from(path);
+    let bytes = std::fs::metadata(&path)
+        .map_err(|e| format!("--module {name}: {}: {e}", path.display()))?
+        .len();
+    let mut v = Variant::canary(
+        &format!("module:{name}"),
+        &format!("filter, `{{}}`, module {name} ({bytes} bytes)"),
+        "{}",
+        &[HeaderSet::Minimal],
+    );
+    v.module = Some(path);
+    Ok(v)
 }
 
 /// An extra filter variant from `--config NAME=JSON` (proxied, minimal headers).

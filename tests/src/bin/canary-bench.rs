@@ -10,12 +10,13 @@ use canary_e2e::bench::run::{run, Options};
 use canary_e2e::bench::{probe, table, variants};
 
 const HELP: &str = "\
-canary-bench [--rounds N] [--requests N] [--variants ID,ID,...] [--config NAME=JSON]... [--quick] [--out FILE.json]
+canary-bench [--rounds N] [--requests N] [--variants ID,ID,...] [--config NAME=JSON]... [--module NAME=PATH]... [--quick] [--out FILE.json]
 
   --rounds N          interleaved rounds (default 7; at least 5 for figures worth quoting)
   --requests N        requests per case and round (default 30000)
   --variants LIST     measure only these variants (comma-separated ids, see below)
   --config NAME=JSON  also measure the filter with this pluginConfig (repeatable)
+  --module NAME=PATH  also measure the filter `{}` from this build of the module (repeatable)
   --quick             3 rounds of 5000 requests: checks the setup, figures are rough
   --out FILE.json     write the JSON there and the markdown report next to it (FILE.md)
 
@@ -55,6 +56,12 @@ fn args() -> Args {
                     .next()
                     .unwrap_or_else(|| fail("--config needs NAME=JSON"));
                 extra.push(variants::extra(&spec).unwrap_or_else(|e| fail(&e)));
+            }
+            "--module" => {
+                let spec = it
+                    .next()
+                    .unwrap_or_else(|| fail("--module needs NAME=PATH"));
+                extra.push(variants::other_module(&spec).unwrap_or_else(|e| fail(&e)));
             }
             "--quick" => {
                 rounds = 3;
