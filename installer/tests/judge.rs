@@ -365,7 +365,6 @@ async fn a_pod_leaving_or_joining_mid_hour_neither_subtracts_nor_double_counts()
     .await
     .unwrap();
     let v: Value = serde_json::from_str(&out).unwrap();
-    eprintln!("DEBUG {:?} {}", v["metrics"][0]["canary_samples"], v["metrics"][0]["canary_samples"] == 110_000);
     // Each pod's own increase, summed: 60 + 30 + 20 minutes of 1,000.
     assert_eq!(v["metrics"][0]["canary_samples"], 110_000, "{v:#}");
     assert_eq!(v["metrics"][0]["baseline_samples"], 10_000 * STEPS as u64);
