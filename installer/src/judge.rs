@@ -1,14 +1,16 @@
 //! `canaryctl judge`: the canary against its baseline over the whole fleet,
-//! from Prometheus. Each sidecar judges only the traffic it serves; here the
-//! counters and latency buckets are summed over all pods, and the steps of a
-//! range query become the judge's ticks, through the same code as the
-//! sidecars (`canary_core::judge`). This file builds the queries and reads
+//! from Prometheus. Each sidecar judges only the traffic it serves; here every
+//! pod's counters and latency buckets are read per series, each series' growth
+//! per step is taken the way `increase` takes it (a reset or an ending series
+//! concerns that series alone), the growths are summed over all pods, and the
+//! steps of a range query become the judge's ticks, through the same code as
+//! the sidecars (`canary_core::judge`). This file builds the queries and reads
 //! their answers; fetching them is the caller's (one GET of
 //! `/api/v1/query_range` per query, with `start`, `end` and `step`).
 
 use std::collections::BTreeMap;
 
-use canary_core::judge::fleet::{judge_range, FleetError, Totals};
+use canary_core::judge::fleet::{add_growth, judge_range, FleetError, Growth};
 use canary_core::judge::{decide, Decision, JudgeConfig, Metric, PolicyConfig, Verdicts};
 use canary_core::metrics::{DURATION, ERRORS, REQUESTS, TAG_VERSION};
 use serde_json::Value;
@@ -24,22 +26,25 @@ pub enum JudgeError {
 }
 
 /// The three range queries for `version`: requests, errors, and latency
-/// buckets by `le`, each summed over all pods and cohorts.
+/// buckets, each series by itself (one per pod, cohort and `le`). Summing in
+/// PromQL first would read a pod leaving mid-range as a drop of the sums
+/// (a counter reset) and count its whole history again.
 pub fn range_queries(version: &str) -> [String; 3] {
     let sel = format!("{{{TAG_VERSION}=\"{version}\"}}");
     [
-        format!("sum({REQUESTS}{sel})"),
-        format!("sum({ERRORS}{sel})"),
-        format!("sum by (le) ({DURATION}_bucket{sel})"),
+        format!("{REQUESTS}{sel}"),
+        format!("{ERRORS}{sel}"),
+        format!("{DURATION}_bucket{sel}"),
     ]
 }
 
-/// One version's cumulative totals by step time (seconds).
+/// One version's growth per step time (seconds), summed over its series:
+/// present at a step where any of its request series has a sample.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Series {
     pub requests: BTreeMap<i64, f64>,
     pub errors: BTreeMap<i64, f64>,
-    /// Cumulative counts per `le`, ascending, `+Inf` last, by step time.
+    /// Growth of the cumulative counts per `le`, ascending, `+Inf` last.
     pub buckets: BTreeMap<i64, Vec<f64>>,
 }
 
@@ -82,34 +87,76 @@ fn le(labels: &Value) -> f64 {
     }
 }
 
+/// The step times of all `series`, ascending, without repeats.
+fn step_times<'a>(series: impl IntoIterator<Item = &'a (Value, Points)>) -> Vec<i64> {
+    let mut times: Vec<i64> = series
+        .into_iter()
+        .flat_map(|(_, points)| points.iter().map(|(t, _)| *t))
+        .collect();
+    times.sort_unstable();
+    times.dedup();
+    times
+}
+
+/// The summed growth of `series` at each of `times` (which hold all of
+/// their step times).
+fn summed_growth<'a>(times: &[i64], series: impl IntoIterator<Item = &'a Points>) -> Vec<f64> {
+    let mut out = vec![0.0; times.len()];
+    for points in series {
+        let at = points
+            .iter()
+            .filter_map(|(t, v)| Some((times.binary_search(t).ok()?, *v)));
+        add_growth(at, &mut out);
+    }
+    out
+}
+
 impl Series {
     /// Reads the answers to [`range_queries`], in the same order. A version
     /// that never erred has no errors series: its errors are 0.
     pub fn from_answers(queries: &[String; 3], answers: [&Value; 3]) -> Result<Series, JudgeError> {
-        let mut s = Series::default();
-        for (_, points) in matrix(&queries[0], answers[0])? {
-            s.requests.extend(points);
-        }
-        for (_, points) in matrix(&queries[1], answers[1])? {
-            s.errors.extend(points);
-        }
-        let mut by_le: Vec<(f64, Points)> = matrix(&queries[2], answers[2])?
-            .into_iter()
-            .map(|(labels, points)| (le(&labels), points))
-            .filter(|(le, _)| !le.is_nan())
+        let requests = matrix(&queries[0], answers[0])?;
+        let errors = matrix(&queries[1], answers[1])?;
+        let buckets = matrix(&queries[2], answers[2])?;
+        let times = step_times(requests.iter().chain(&errors).chain(&buckets));
+        let present = step_times(&requests);
+        let at_present = |growth: Vec<f64>| -> BTreeMap<i64, f64> {
+            times
+                .iter()
+                .zip(growth)
+                .filter(|(t, _)| present.binary_search(t).is_ok())
+                .map(|(t, g)| (*t, g))
+                .collect()
+        };
+        let mut s = Series {
+            requests: at_present(summed_growth(&times, requests.iter().map(|(_, p)| p))),
+            errors: at_present(summed_growth(&times, errors.iter().map(|(_, p)| p))),
+            buckets: BTreeMap::new(),
+        };
+        let mut bounds: Vec<f64> = buckets
+            .iter()
+            .map(|(labels, _)| le(labels))
+            .filter(|b| !b.is_nan())
             .collect();
-        by_le.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let n = by_le.len();
-        for (i, (_, points)) in by_le.into_iter().enumerate() {
-            for (t, v) in points {
-                s.buckets.entry(t).or_insert_with(|| vec![0.0; n])[i] = v;
+        bounds.sort_by(f64::total_cmp);
+        bounds.dedup();
+        let by_le: Vec<Vec<f64>> = bounds
+            .iter()
+            .map(|b| {
+                let of_b = buckets.iter().filter(|(labels, _)| le(labels) == *b);
+                summed_growth(&times, of_b.map(|(_, p)| p))
+            })
+            .collect();
+        for (i, t) in times.iter().enumerate() {
+            if present.binary_search(t).is_ok() && !by_le.is_empty() {
+                s.buckets.insert(*t, by_le.iter().map(|g| g[i]).collect());
             }
         }
         Ok(s)
     }
 
-    fn totals_at(&self, t: i64) -> Option<Totals<'_>> {
-        Some(Totals {
+    fn growth_at(&self, t: i64) -> Option<Growth<'_>> {
+        Some(Growth {
             requests: *self.requests.get(&t)?,
             errors: self.errors.get(&t).copied().unwrap_or(0.0),
             buckets: self.buckets.get(&t).map_or(&[], Vec::as_slice),
@@ -128,7 +175,7 @@ pub fn judge(
         .1
         .requests
         .keys()
-        .filter_map(|t| Some((canary.1.totals_at(*t)?, baseline.1.totals_at(*t)?)))
+        .filter_map(|t| Some((canary.1.growth_at(*t)?, baseline.1.growth_at(*t)?)))
         .unzip();
     if c.len() < 2 {
         return Err(JudgeError::NoOverlap {
@@ -206,14 +253,30 @@ mod tests {
     }
 
     #[test]
-    fn the_queries_sum_one_version_over_all_pods() {
+    fn the_queries_read_every_series_of_one_version() {
         let [r, e, b] = range_queries("v2");
-        assert_eq!(r, r#"sum(canary_requests_total{canary_version="v2"})"#);
-        assert_eq!(e, r#"sum(canary_errors_total{canary_version="v2"})"#);
+        assert_eq!(r, r#"canary_requests_total{canary_version="v2"}"#);
+        assert_eq!(e, r#"canary_errors_total{canary_version="v2"}"#);
         assert_eq!(
             b,
-            r#"sum by (le) (canary_request_duration_microseconds_bucket{canary_version="v2"})"#
+            r#"canary_request_duration_microseconds_bucket{canary_version="v2"}"#
         );
+    }
+
+    #[test]
+    fn each_series_grows_by_itself_and_the_growths_are_summed() {
+        // Two pods: one scraped all along, one gone after minute 2 and one
+        // that restarted (reset) at minute 3.
+        let requests = answer(&[
+            (json!({"pod": "a"}), vec![0.0, 10.0, 20.0, 30.0, 40.0]),
+            (json!({"pod": "b"}), vec![500.0, 510.0, 520.0]),
+            (json!({"pod": "c"}), vec![0.0, 5.0, 10.0, 2.0, 7.0]),
+        ]);
+        let q = range_queries("v2");
+        let none = answer(&[]);
+        let s = Series::from_answers(&q, [&requests, &none, &none]).unwrap();
+        let growth: Vec<f64> = s.requests.values().copied().collect();
+        assert_eq!(growth, [0.0, 25.0, 25.0, 12.0, 15.0]);
     }
 
     #[test]

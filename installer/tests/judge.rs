@@ -21,26 +21,30 @@ use tokio::net::TcpListener;
 
 const WP: &str = "/apis/extensions.istio.io/v1alpha1/namespaces/default/wasmplugins/canary";
 
-/// One version's traffic: `per_step` requests a minute for an hour, one
-/// error in `error_every`, one request in `slow_every` above 10 ms.
+/// One version's traffic: `per_step` requests a minute on each of its pods
+/// for an hour, one error in `error_every`, one request in `slow_every`
+/// above 10 ms. Each pod is scraped from minute `start` (fresh, its counters
+/// at 0) to minute `end`, after which its series ends (the pod is gone).
 #[derive(Clone, Copy)]
 struct Traffic {
     per_step: f64,
     error_every: f64,
     slow_every: f64,
+    pods: &'static [(usize, usize)],
 }
 
 const STEPS: usize = 60;
+const ONE_POD: &[(usize, usize)] = &[(0, STEPS)];
 
-/// A `query_range` answer with one series per `(labels, values)`.
-fn matrix(series: Vec<(Value, Vec<f64>)>) -> Value {
+/// A `query_range` answer with one series per `(labels, points)`, a point
+/// being `(minute, value)`.
+fn matrix(series: Vec<(Value, Vec<(usize, f64)>)>) -> Value {
     let result: Vec<Value> = series
         .into_iter()
-        .map(|(labels, vs)| {
-            let values: Vec<Value> = vs
+        .map(|(labels, points)| {
+            let values: Vec<Value> = points
                 .iter()
-                .enumerate()
-                .map(|(i, v)| json!([1_700_000_000 + 60 * i as i64, v.to_string()]))
+                .map(|(i, v)| json!([1_700_000_000 + 60 * *i as i64, v.to_string()]))
                 .collect();
             json!({"metric": labels, "values": values})
         })
@@ -48,30 +52,78 @@ fn matrix(series: Vec<(Value, Vec<f64>)>) -> Value {
     json!({"status": "success", "data": {"resultType": "matrix", "result": result}})
 }
 
-/// What Prometheus would answer to `promql` about a version with `t`.
+/// What Prometheus would answer to `promql` about a version with `t`: one
+/// series per pod (and `le`), or, for a `sum`, their sum at each minute
+/// some pod is scraped.
 fn answer(promql: &str, t: Traffic) -> Value {
-    let requests: Vec<f64> = (0..=STEPS).map(|i| i as f64 * t.per_step).collect();
-    let under =
-        |every: f64| -> Vec<f64> { requests.iter().map(|r| r - (r / every).floor()).collect() };
-    if promql.contains(&format!("{DURATION}_bucket")) {
-        matrix(vec![
-            (json!({"le": "10000"}), under(t.slow_every)),
-            (json!({"le": "100000"}), requests.clone()),
-            (json!({"le": "+Inf"}), requests),
-        ])
-    } else if promql.contains(ERRORS) {
-        let errors = requests
+    // Cumulative (requests, errors, under 10 ms) of one pod, minute by minute.
+    let pod = |(start, end): (usize, usize)| -> Vec<(usize, [f64; 3])> {
+        (start..=end)
+            .map(|i| {
+                let r = (i - start) as f64 * t.per_step;
+                let e = (r / t.error_every).floor();
+                (i, [r, e, r - (r / t.slow_every).floor()])
+            })
+            .collect()
+    };
+    // (labels, points) per pod and reading: 0 requests, 1 errors, 2 under 10 ms.
+    let per_pod = |what: usize, extra: Value| -> Vec<(Value, Vec<(usize, f64)>)> {
+        t.pods
             .iter()
-            .map(|r| (r / t.error_every).floor())
-            .collect();
-        matrix(vec![(json!({}), errors)])
+            .enumerate()
+            .map(|(n, p)| {
+                let mut labels = json!({"pod": format!("reviews-{n}")});
+                if let (Some(l), Some(e)) = (labels.as_object_mut(), extra.as_object()) {
+                    l.extend(e.clone());
+                }
+                (
+                    labels,
+                    pod(*p).into_iter().map(|(i, v)| (i, v[what])).collect(),
+                )
+            })
+            .collect()
+    };
+    let series = if promql.contains(&format!("{DURATION}_bucket")) {
+        let mut s = per_pod(2, json!({"le": "10000"}));
+        s.extend(per_pod(0, json!({"le": "100000"})));
+        s.extend(per_pod(0, json!({"le": "+Inf"})));
+        s
+    } else if promql.contains(ERRORS) {
+        per_pod(1, json!({}))
     } else if promql.contains(REQUESTS) {
-        matrix(vec![(json!({}), requests)])
+        per_pod(0, json!({}))
     } else {
         // The gate's instant query: pass (1) for every version.
-        json!({"status": "success", "data": {"resultType": "vector",
-               "result": [{"metric": {"canary_version": "v2"}, "value": [1_700_003_600, "1"]}]}})
+        return json!({"status": "success", "data": {"resultType": "vector",
+               "result": [{"metric": {"canary_version": "v2"}, "value": [1_700_003_600, "1"]}]}});
+    };
+    if !promql.starts_with("sum") {
+        return matrix(series);
     }
+    // The sum over pods by `le` (or of everything), at each minute.
+    let mut sums: std::collections::BTreeMap<String, std::collections::BTreeMap<usize, f64>> =
+        Default::default();
+    for (labels, points) in series {
+        let le = labels["le"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_default();
+        for (i, v) in points {
+            *sums.entry(le.clone()).or_default().entry(i).or_default() += v;
+        }
+    }
+    matrix(
+        sums.into_iter()
+            .map(|(le, points)| {
+                let labels = if le.is_empty() {
+                    json!({})
+                } else {
+                    json!({ "le": le })
+                };
+                (labels, points.into_iter().collect())
+            })
+            .collect(),
+    )
 }
 
 /// The query parameter of a request URI, percent-decoded ('+' is a space).
@@ -137,6 +189,7 @@ const BASELINE: Traffic = Traffic {
     per_step: 10_000.0,
     error_every: 10_000.0,
     slow_every: 100.0,
+    pods: ONE_POD,
 };
 
 /// The canary at a fifth of the traffic and 0.15 % errors: under a 0.2 %
@@ -287,4 +340,33 @@ async fn a_forced_promote_says_what_the_fleet_judge_read() {
         "{out}"
     );
     assert!(out.ends_with("promoted v2 from 10 % to 50 %\n"), "{out}");
+}
+
+#[tokio::test]
+async fn a_pod_leaving_or_joining_mid_hour_neither_subtracts_nor_double_counts() {
+    // The canary on three pods of 1,000 requests a minute: one for the whole
+    // hour, one gone after minute 30, one started at minute 40.
+    let canary = Traffic {
+        per_step: 1_000.0,
+        pods: &[(0, STEPS), (0, 30), (40, STEPS)],
+        ..SAME
+    };
+    let prom = prometheus(BASELINE_1PC, canary).await;
+    let out = run(
+        &[
+            "judge",
+            "--prometheus",
+            &format!("http://{prom}"),
+            "-o",
+            "json",
+        ],
+        vec![],
+    )
+    .await
+    .unwrap();
+    let v: Value = serde_json::from_str(&out).unwrap();
+    // Each pod's own increase, summed: 60 + 30 + 20 minutes of 1,000.
+    assert_eq!(v["metrics"][0]["canary_samples"], 110_000, "{v:#}");
+    assert_eq!(v["metrics"][0]["baseline_samples"], 10_000 * STEPS as u64);
+    assert_eq!(v["decision"], "promote", "{v:#}");
 }

@@ -5,7 +5,7 @@
 //! - [`options`]: what to play and how hard (rate, users, phase length);
 //! - [`mesh`]: the topology on loopback (reviews v1-v3 behind SERVER-mode
 //!   sidecars, a CLIENT-mode productpage sidecar per phase);
-//! - [`phases`]: the five phases, one function each, and [`run`] playing them;
+//! - [`phases`]: the eight phases, one function each, and [`run`] playing them;
 //! - [`recorder`]: the productpage sidecar's counters sampled while a phase runs;
 //! - [`results`]: what a run measured; [`business`]: Exercise 8's money view of it;
 //! - [`summary`] and [`report`]: the text table and the HTML report.

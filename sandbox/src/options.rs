@@ -31,7 +31,7 @@ impl Default for Business {
 
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Which phases to play, 1-6.
+    /// Which phases to play, 1-8.
     pub steps: Vec<u8>,
     /// Requests per second of the user population.
     pub rate: f64,
@@ -47,10 +47,10 @@ pub struct Options {
 }
 
 impl Options {
-    /// `make demo`: about a minute.
+    /// `make demo`: about a minute and a half.
     pub fn demo() -> Options {
         Options {
-            steps: vec![1, 2, 3, 4, 5, 6],
+            steps: vec![1, 2, 3, 4, 5, 6, 7, 8],
             rate: 150.0,
             users: 300,
             phase_secs: 6.0,
@@ -72,7 +72,7 @@ impl Options {
         }
     }
 
-    /// Whether phase `n` (1-6) is to be played.
+    /// Whether phase `n` (1-8) is to be played.
     pub fn plays(&self, n: u8) -> bool {
         self.steps.contains(&n)
     }

@@ -18,6 +18,10 @@ pub struct Sample {
     pub by_cohort: BTreeMap<String, f64>,
     pub errors: BTreeMap<String, f64>,
     pub gates: BTreeMap<String, f64>,
+    /// The judge's gauges: "errors", "latency-shift", "latency-tail" (0
+    /// not-worse, 1 inconclusive, 2 worse) and "decision" (0 wait, 1
+    /// promote, 2 hold, 3 withdraw), for a judged canary.
+    pub judge: BTreeMap<String, f64>,
     pub withdrawn: bool,
 }
 
@@ -44,6 +48,14 @@ impl Sample {
             sample
                 .gates
                 .insert(x.labels["canary_version"].clone(), x.value);
+        }
+        for x in s.matching("canary_judge_verdict", &[]) {
+            sample
+                .judge
+                .insert(x.labels["canary_metric"].clone(), x.value);
+        }
+        for x in s.matching("canary_judge_decision", &[]) {
+            sample.judge.insert("decision".into(), x.value);
         }
         sample.withdrawn = s.sum("canary_gate_withdrawn", &[]) > 0.0;
         sample
@@ -89,6 +101,18 @@ impl Recorder {
         self.stop.store(true, Ordering::SeqCst);
         self.task.await.unwrap_or_default()
     }
+}
+
+/// A judge gauge's value (see [`Sample::judge`]) as its name.
+pub fn judge_name(key: &str, v: f64) -> &'static str {
+    const VERDICTS: [&str; 3] = ["not-worse", "inconclusive", "worse"];
+    const DECISIONS: [&str; 4] = ["wait", "promote", "hold", "withdraw"];
+    let names: &[&str] = if key == "decision" {
+        &DECISIONS
+    } else {
+        &VERDICTS
+    };
+    names.get(v as usize).copied().unwrap_or("-")
 }
 
 /// A gate gauge's value as its state's name.

@@ -242,6 +242,129 @@ fn gate_chart(samples: &[Sample]) -> String {
     out
 }
 
+/// Colours of the judge's gauges: verdicts (not-worse, inconclusive, worse)
+/// and decisions (wait, promote, hold, withdraw).
+const VERDICT_COLORS: [&str; 3] = ["#54A24B", "#bbbbbb", "#E45756"];
+const DECISION_COLORS: [&str; 4] = ["#bbbbbb", "#54A24B", "#F2B701", "#E45756"];
+
+/// One row per judge gauge (each metric's verdict and the decision) over
+/// time, each change labelled, and the moment of withdrawal.
+fn verdict_chart(samples: &[Sample]) -> String {
+    let t_max = samples
+        .last()
+        .map_or(1.0, |s| s.t_ms as f64 / 1000.0)
+        .max(1.0);
+    let x = |t: f64| PAD + 40.0 + (W - PAD - 40.0) * t / t_max;
+    let rows = ["errors", "latency-shift", "latency-tail", "decision"];
+    let row = 18.0;
+    let height = row * (rows.len() as f64 + 1.0) + 4.0;
+    let mut out = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" role="img">"#
+    );
+    for (i, key) in rows.iter().enumerate() {
+        let y0 = i as f64 * row;
+        let _ = write!(
+            out,
+            r#"<text x="{}" y="{}" font-size="10" text-anchor="end">{key}</text>"#,
+            PAD + 36.0,
+            y0 + 12.0
+        );
+        let colors: &[&str] = if *key == "decision" {
+            &DECISION_COLORS
+        } else {
+            &VERDICT_COLORS
+        };
+        let mut last: Option<usize> = None;
+        for w in samples.windows(2) {
+            let Some(v) = w[0].judge.get(*key).map(|v| *v as usize) else {
+                continue;
+            };
+            let (t0, t1) = (w[0].t_ms as f64 / 1000.0, w[1].t_ms as f64 / 1000.0);
+            let name = crate::recorder::judge_name(key, v as f64);
+            let _ = write!(
+                out,
+                r#"<rect x="{:.1}" y="{y0}" width="{:.1}" height="{}" fill="{}"><title>{key} {name} at {t0:.1} s</title></rect>"#,
+                x(t0),
+                (x(t1) - x(t0)).max(0.5),
+                row - 4.0,
+                colors.get(v).copied().unwrap_or("#000000")
+            );
+            if last != Some(v) {
+                let _ = write!(
+                    out,
+                    r#"<text x="{:.1}" y="{}" font-size="9">{name}</text>"#,
+                    x(t0) + 2.0,
+                    y0 + 11.0
+                );
+                last = Some(v);
+            }
+        }
+    }
+    if let Some(first) = samples.iter().find(|s| s.withdrawn) {
+        let xw = x(first.t_ms as f64 / 1000.0);
+        let _ = write!(
+            out,
+            r##"<line x1="{xw:.1}" y1="0" x2="{xw:.1}" y2="{height}" stroke="#000"/><text x="{:.1}" y="{}" font-size="10">canary withdrawn at {:.1} s</text>"##,
+            xw + 3.0,
+            height - 6.0,
+            first.t_ms as f64 / 1000.0
+        );
+    }
+    out.push_str("</svg>");
+    out
+}
+
+/// Requests per second per version over time.
+fn rate_chart(samples: &[Sample]) -> String {
+    let iv = intervals(samples);
+    let t_max = iv.last().map_or(1.0, |(t, _)| *t).max(1.0);
+    let x = |t: f64| PAD + (W - PAD) * t / t_max;
+    let mut prev = 0.0;
+    let rates: Vec<(f64, Vec<(String, f64)>)> = iv
+        .iter()
+        .map(|(t, vs)| {
+            let dt = (t - prev).max(0.05);
+            prev = *t;
+            (*t, vs.iter().map(|(v, n, _)| (v.clone(), n / dt)).collect())
+        })
+        .collect();
+    let top = rates
+        .iter()
+        .flat_map(|(_, vs)| vs.iter().map(|(_, r)| *r))
+        .fold(1.0, f64::max);
+    let y = |r: f64| H - H * r / top;
+    let mut out = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{}" role="img"><g transform="translate(0 {TOP})">"#,
+        H + 16.0 + TOP
+    );
+    let mut versions: Vec<&String> = rates
+        .iter()
+        .flat_map(|(_, vs)| vs.iter().map(|(v, _)| v))
+        .collect();
+    versions.sort();
+    versions.dedup();
+    for v in versions {
+        let pts: Vec<String> = rates
+            .iter()
+            .filter_map(|(t, vs)| {
+                let (_, r) = vs.iter().find(|(n, _)| n == v)?;
+                Some(format!("{:.1},{:.1}", x(*t), y(*r)))
+            })
+            .collect();
+        let _ = write!(
+            out,
+            r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"><title>{}</title></polyline>"#,
+            color(v),
+            pts.join(" "),
+            esc(v)
+        );
+    }
+    let label = format!("{top:.0}/s");
+    axes(&mut out, t_max, &[(0.0, &label), (H, "0")]);
+    out.push_str("</g></svg>");
+    out
+}
+
 fn legend() -> String {
     let mut s = String::from(r#"<p class="legend">"#);
     for (v, c) in COLORS {
@@ -345,21 +468,63 @@ pub fn html(r: &Results, o: &Options) -> String {
                 .map_or("-".into(), |n| n.to_string()),
         );
     }
+    if let (Some(g), Some(j)) = (&r.gated, &r.judged_gate) {
+        row(
+            "Broken v3, failed requests before withdrawal: fixed minSamples 20 / sequential judge",
+            format!("{} / {}", g.errors, j.errors),
+        );
+    }
     for p in &r.promotion {
         row(&format!("Gated promotion at {} %", p.percent), p.outcome());
+    }
+    for j in &r.judged {
+        let (c, b) = j.error_percents();
+        row(
+            &format!(
+                "Judged against the baseline, {}: v2 / v1 errors",
+                j.scenario
+            ),
+            format!("{c:.2} % / {b:.2} %"),
+        );
+        row(
+            &format!("Judged, {}: verdicts, judge and gate", j.scenario),
+            format!(
+                "{}; judge {}, gate {}",
+                j.verdict_line(),
+                j.decision,
+                j.gate
+            ),
+        );
+        row(
+            &format!("Judged, {}: outcome", j.scenario),
+            match (j.withdrawn_after_s, j.requests_to_withdrawal) {
+                (Some(t), Some(n)) => {
+                    format!("withdrawn after {t:.1} s and {n} requests ({})", j.reason())
+                }
+                _ => format!("not withdrawn ({})", j.reason()),
+            },
+        );
     }
     s.push_str("</table>");
 
     if let (Some(a), Some(g)) = (&r.outlier_only, &r.gated) {
         s.push_str("<h2 id=\"blast-radius\">Blast radius of the broken v3</h2><table><tr><th>Protection</th><th>Requests failed</th><th>Users hit</th><th></th></tr>");
-        for (name, e, c) in [
+        let mut rows = vec![
             ("Outlier detection alone (per-request 20 %)", a, "#E45756"),
             (
-                "Filter gate (sticky 20 %, automatic withdrawal)",
+                "Filter gate, absolute limits after minSamples 20 (sticky 20 %, automatic withdrawal)",
                 g,
-                "#54A24B",
+                "#F2B701",
             ),
-        ] {
+        ];
+        if let Some(j) = &r.judged_gate {
+            rows.push((
+                "Filter gate with the sequential judge against v2 (sticky 20 %, automatic withdrawal)",
+                j,
+                "#54A24B",
+            ));
+        }
+        for (name, e, c) in rows {
             let _ = write!(
                 s,
                 r#"<tr><td>{}</td><td>{} of {}</td><td>{} of {} ({:.1} %)</td><td style="text-align:left"><span class="bar" style="width:{:.0}px;background:{c}"></span></td></tr>"#,
@@ -373,6 +538,40 @@ pub fn html(r: &Results, o: &Options) -> String {
             );
         }
         s.push_str("</table>");
+    }
+
+    if !r.judged.is_empty() {
+        s.push_str("<h2 id=\"judged\">Judged against the baseline</h2><p>v2 (internal users) judged against v1 (everyone else) over the same ticks, each version's error ratio set by the client, closed-loop traffic until the outcome shows. Verdicts per metric, the judge's decision and the gate's state at the end; the judge's and the gate's log lines for v2.</p>");
+        s.push_str("<table><tr><th>Scenario</th><th>v2 errors</th><th>v1 errors</th><th>Verdicts</th><th>Judge / gate</th><th>Outcome</th></tr>");
+        for j in &r.judged {
+            let (c, b) = j.error_percents();
+            let outcome = match (j.withdrawn_after_s, j.requests_to_withdrawal) {
+                (Some(t), Some(n)) => format!("withdrawn after {t:.1} s, {n} requests"),
+                _ => "not withdrawn".to_string(),
+            };
+            let _ = write!(
+                s,
+                "<tr><td>{}</td><td>{} of {} ({c:.2} %)</td><td>{} of {} ({b:.2} %)</td><td>{}</td><td>{} / {}</td><td>{}</td></tr>",
+                esc(&j.scenario),
+                j.canary_errors,
+                j.canary_requests,
+                j.baseline_errors,
+                j.baseline_requests,
+                esc(&j.verdict_line()),
+                esc(&j.decision),
+                esc(&j.gate),
+                esc(&outcome)
+            );
+        }
+        s.push_str("</table>");
+        for j in &r.judged {
+            let _ = write!(s, "<h3>{}: log</h3><pre>", esc(&j.scenario));
+            for l in &j.log {
+                s.push_str(&esc(l));
+                s.push('\n');
+            }
+            s.push_str("</pre>");
+        }
     }
 
     if let Some(b) = &r.business {
@@ -435,8 +634,22 @@ pub fn html(r: &Results, o: &Options) -> String {
             "<p>Error ratio per version (log scale)</p>{}",
             error_chart(samples)
         );
+        if samples.iter().any(|x| !x.judge.is_empty()) {
+            let _ = write!(
+                s,
+                "<p>Requests per second per version</p>{}",
+                rate_chart(samples)
+            );
+        }
         if samples.iter().any(|x| !x.gates.is_empty()) {
             let _ = write!(s, "<p>Gate state</p>{}", gate_chart(samples));
+        }
+        if samples.iter().any(|x| !x.judge.is_empty()) {
+            let _ = write!(
+                s,
+                "<p>The judge: each metric's verdict and the decision</p>{}",
+                verdict_chart(samples)
+            );
         }
     }
     let data = serde_json::to_string(r)

@@ -104,6 +104,82 @@ impl PromotionStep {
     }
 }
 
+/// Phases 7 and 8: the canary judged against its baseline, with both
+/// versions' error ratios set by the client.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct JudgedResult {
+    pub scenario: String,
+    /// Requests and failed requests sent to the canary (v2) and the baseline (v1).
+    pub canary_requests: u64,
+    pub canary_errors: u64,
+    pub baseline_requests: u64,
+    pub baseline_errors: u64,
+    pub seconds: f64,
+    /// Seconds into the phase when the cohort was withdrawn, if it was.
+    pub withdrawn_after_s: Option<f64>,
+    /// Requests sent (both versions) until the withdrawal.
+    pub requests_to_withdrawal: Option<u64>,
+    /// The last verdict per metric, and the judge's and the gate's state.
+    pub verdicts: Vec<(String, String)>,
+    pub decision: String,
+    pub gate: String,
+    /// The judge's and the gate's log lines for the canary: each verdict
+    /// change and decision, with its reason.
+    pub log: Vec<String>,
+}
+
+impl JudgedResult {
+    /// The canary's and the baseline's error ratio, in %.
+    pub fn error_percents(&self) -> (f64, f64) {
+        let pc = |e: u64, n: u64| {
+            if n == 0 {
+                0.0
+            } else {
+                100.0 * e as f64 / n as f64
+            }
+        };
+        (
+            pc(self.canary_errors, self.canary_requests),
+            pc(self.baseline_errors, self.baseline_requests),
+        )
+    }
+
+    /// The reason of the judge's last decision, as its log line gives it
+    /// ("canary judge v2 vs v1: wait -> hold (reason)").
+    pub fn reason(&self) -> &str {
+        const DECISIONS: [&str; 4] = ["wait", "promote", "hold", "withdraw"];
+        self.log
+            .iter()
+            .rev()
+            .filter(|l| l.starts_with("canary judge "))
+            .find_map(|l| {
+                let (_, r) = l.split_once(" -> ")?;
+                let (decision, r) = r.split_once(" (")?;
+                DECISIONS.contains(&decision).then_some(())?;
+                r.strip_suffix(')')
+            })
+            .unwrap_or("-")
+    }
+
+    /// The verdicts in one line: "errors worse, latency-shift not-worse, ...".
+    pub fn verdict_line(&self) -> String {
+        let v: Vec<String> = self
+            .verdicts
+            .iter()
+            .map(|(m, v)| format!("{m} {v}"))
+            .collect();
+        v.join(", ")
+    }
+
+    /// The last verdict read for `metric`.
+    pub fn verdict(&self, metric: &str) -> &str {
+        self.verdicts
+            .iter()
+            .find(|(m, _)| m == metric)
+            .map_or("-", |(_, v)| v.as_str())
+    }
+}
+
 /// Exercise 8's cost of a bad deployment, per deployment and per month.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct BusinessView {
@@ -126,9 +202,15 @@ pub struct Results {
     pub outlier_only: Option<Exposure>,
     pub gated: Option<Exposure>,
     pub v3_withdrawn: bool,
+    /// The broken v3 under the same gate with judgment on: the sequential
+    /// decision instead of the fixed `minSamples`.
+    pub judged_gate: Option<Exposure>,
+    pub v3_withdrawn_by_judge: bool,
     pub promotion: Vec<PromotionStep>,
     pub business: Option<BusinessView>,
     pub identity: Option<IdentityResult>,
+    /// Phase 7 (subtle regression) and phase 8 (shared incident).
+    pub judged: Vec<JudgedResult>,
     /// The productpage sidecar's samples, per (sub-)phase.
     pub timelines: Vec<(String, Vec<Sample>)>,
     pub rate: f64,
@@ -154,6 +236,21 @@ mod tests {
             upstream: None,
             cohort: None,
         }
+    }
+
+    #[test]
+    fn the_reason_is_the_judges_last_decision_not_a_verdict_change() {
+        let j = JudgedResult {
+            log: vec![
+                "canary judge v2 vs v1: wait -> hold (baseline failing too: both break x)".into(),
+                "canary gate v2: unknown -> hold (baseline failing too: both break x (1 > 0))"
+                    .into(),
+                "canary judge v2 vs v1: errors inconclusive -> not-worse (evidence 4.7)".into(),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(j.reason(), "baseline failing too: both break x");
+        assert_eq!(JudgedResult::default().reason(), "-");
     }
 
     #[test]

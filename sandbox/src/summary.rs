@@ -43,6 +43,19 @@ pub fn table(r: &Results, o: &Options) -> String {
             g.time_to_withdrawal_ms.map_or("-".into(), |t| t.to_string())
         ));
     }
+    if let (Some(g), Some(j)) = (&r.gated, &r.judged_gate) {
+        s.push_str(&format!(
+            "  broken v3, judge      : {} errors, {:.1} % of users hit, withdrawn {} (after {} ms)\n",
+            j.errors,
+            j.blast_radius() * 100.0,
+            if r.v3_withdrawn_by_judge { "yes" } else { "NO" },
+            j.time_to_withdrawal_ms.map_or("-".into(), |t| t.to_string())
+        ));
+        s.push_str(&format!(
+            "  failed before withdrawal: fixed minSamples 20 {}, sequential judge {}\n",
+            g.errors, j.errors
+        ));
+    }
     for p in &r.promotion {
         s.push_str(&format!(
             "  promotion {:>3} %       : {}\n",
@@ -54,6 +67,24 @@ pub fn table(r: &Results, o: &Options) -> String {
         s.push_str(&format!(
             "  verified identity     : beta testers on v2 {:.0} %, others on v1 {:.0} %; forged {} of {} reached v2; expired tokens refused {} of {}\n",
             i.beta_on_v2 * 100.0, i.others_on_v1 * 100.0, i.spoofed_on_v2, i.spoofed, i.expired_refused, i.expired
+        ));
+    }
+    for j in &r.judged {
+        let (c, b) = j.error_percents();
+        s.push_str(&format!(
+            "  {:<21} : v2 {c:.2} % errors ({} of {}), v1 {b:.2} % ({} of {}); {}; judge {}, gate {}, {}\n",
+            format!("judged, {}", j.scenario),
+            j.canary_errors,
+            j.canary_requests,
+            j.baseline_errors,
+            j.baseline_requests,
+            j.verdict_line(),
+            j.decision,
+            j.gate,
+            match (j.withdrawn_after_s, j.requests_to_withdrawal) {
+                (Some(t), Some(n)) => format!("withdrawn after {t:.1} s, {n} requests ({})", j.reason()),
+                _ => format!("not withdrawn ({})", j.reason()),
+            }
         ));
     }
     if let Some(b) = &r.business {

@@ -117,6 +117,18 @@ async fn the_short_sandbox_shows_what_the_workshop_module_promises() {
         outlier.errors
     );
 
+    //    With the sequential judge against v2 on top, fewer requests fail
+    //    before the withdrawal than with the fixed minSamples of 20.
+    assert!(r.v3_withdrawn_by_judge, "v3 was not withdrawn by the judge");
+    let judged = r.judged_gate.as_ref().unwrap();
+    assert!(
+        judged.errors <= 10 && judged.errors < gated.errors,
+        "sequential judge {} failed requests, minSamples gate {}",
+        judged.errors,
+        gated.errors
+    );
+    assert_eq!(judged.canary_requests_after_trigger, Some(0));
+
     // 5. Gated promotion reaches 100 %, each step only after a pass.
     let steps: Vec<u32> = r.promotion.iter().map(|p| p.percent).collect();
     assert_eq!(steps, [10, 50, 100]);
@@ -135,6 +147,49 @@ async fn the_short_sandbox_shows_what_the_workshop_module_promises() {
     assert_eq!(i.spoofed_on_v2, 0);
     assert_eq!(i.expired_refused, i.expired);
 
+    // 7. The subtle regression (0.15 % against 0.01 %) is withdrawn by the
+    //    errors verdict, no absolute limit named.
+    let [subtle, incident] = &r.judged[..] else {
+        panic!("{:?}", r.judged)
+    };
+    let (c, b) = subtle.error_percents();
+    assert!((0.14..0.16).contains(&c) && b < 0.02, "{c} % vs {b} %");
+    assert!(subtle.withdrawn_after_s.is_some(), "{subtle:?}");
+    assert_eq!(subtle.verdict("errors"), "worse", "{subtle:?}");
+    assert_eq!(
+        (subtle.decision.as_str(), subtle.gate.as_str()),
+        ("withdraw", "rollback")
+    );
+    assert_eq!(
+        subtle.reason(),
+        "canary significantly worse than baseline: errors"
+    );
+    assert!(
+        !subtle.log.iter().any(|l| l.contains("canary breaks")),
+        "{:?}",
+        subtle.log
+    );
+
+    // 8. The shared incident (both at 5 %) holds, baseline failing too, and
+    //    is not withdrawn.
+    let (c, b) = incident.error_percents();
+    assert!(
+        (4.9..5.1).contains(&c) && (4.9..5.1).contains(&b),
+        "{c} % vs {b} %"
+    );
+    assert_eq!(incident.withdrawn_after_s, None, "{incident:?}");
+    assert_eq!(
+        (incident.decision.as_str(), incident.gate.as_str()),
+        ("hold", "hold")
+    );
+    assert!(
+        incident
+            .reason()
+            .starts_with("baseline failing too: both break "),
+        "{incident:?}"
+    );
+    assert_ne!(incident.verdict("errors"), "worse");
+
     // The business view follows from what was measured.
     let b = r.business.as_ref().unwrap();
     assert!(b.gate_per_deploy < b.manual_per_deploy && b.manual_per_deploy < b.before_per_deploy);
@@ -151,6 +206,8 @@ async fn the_short_sandbox_shows_what_the_workshop_module_promises() {
         "id=\"blast-radius\"",
         "id=\"business\"",
         "id=\"timelines\"",
+        "id=\"judged\"",
+        "baseline failing too",
         "<svg",
         "canary withdrawn",
     ] {
@@ -170,4 +227,5 @@ async fn the_short_sandbox_shows_what_the_workshop_module_promises() {
         .replace("&amp;", "&");
     let v: serde_json::Value = serde_json::from_str(&data.replace("<\\/", "</")).unwrap();
     assert_eq!(v["v3_withdrawn"], true);
+    assert_eq!(v["judged"][0]["verdicts"][0][1], "worse");
 }

@@ -1,4 +1,4 @@
-//! `make demo`: the workshop module's canary exercises (1-8) played on local
+//! `make demo`: the workshop module's canary exercises (1-8), and the canary judged against its baseline, played on local
 //! Envoy processes with the canary filter: live progress, a summary table and
 //! a self-contained HTML report. See `canary-demo --help`.
 
@@ -8,11 +8,12 @@ use std::process::ExitCode;
 use canary_sandbox::{report, run, summary, Options};
 
 const HELP: &str = "canary-demo [options]
-  --steps 1,2,3,4,5,6   phases to play (default: all)
+  --steps 1,2,...,8     phases to play (default: all)
                         1 all-or-nothing, 2 canary steps (weights vs sticky),
                         3 internal/beta first and a spoofed header,
                         4 broken v3: outlier detection vs the gate, 5 SLO-gated promotion,
-                        6 verified identity: beta testers by JWT group, forged headers and baggage
+                        6 verified identity: beta testers by JWT group, forged headers and baggage,
+                        7 subtle regression judged against the baseline, 8 shared incident
   --short               the shortened scenario `make test` runs
   --rate N              requests per second (default 150)
   --users N             user population (default 300)
@@ -53,10 +54,10 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
                 o.steps = v
                     .split(',')
                     .filter_map(|s| s.trim().parse().ok())
-                    .filter(|s| (1..=6).contains(s))
+                    .filter(|s| (1..=8).contains(s))
                     .collect();
                 if o.steps.is_empty() {
-                    return Err("--steps takes phases 1-6, e.g. 1,4".into());
+                    return Err("--steps takes phases 1-8, e.g. 1,4".into());
                 }
             }
             "--short" => {

@@ -1,6 +1,8 @@
 //! Phase 4, the workshop module's Exercise 6: a broken v3 at 20 %, met once
 //! by outlier detection alone (per-request 20 %) and once by the filter's gate
-//! (sticky 20 %, withdrawn automatically).
+//! (sticky 20 %, withdrawn automatically): first with the absolute gates
+//! alone, acting once `minSamples` requests are in a window, then with the
+//! judge's sequential decision against the baseline (v2) on top.
 
 use std::time::Duration;
 
@@ -19,10 +21,12 @@ pub(super) async fn play(stage: &Stage<'_>, r: &mut Results) {
         "\n== 4. Broken v3 at 20 % (Exercise 6): outlier detection alone vs the filter's gate",
     );
     let outlier = outlier_detection_alone(stage, r).await;
-    let gated = filter_gate(stage, r).await;
+    let (gated, withdrawn) = filter_gate(stage, r, false).await;
+    let (judged, judge_withdrew) = filter_gate(stage, r, true).await;
     for (name, e) in [
         ("outlier detection alone", &outlier),
-        ("filter gate", &gated),
+        ("gate, minSamples 20", &gated),
+        ("gate, sequential judge", &judged),
     ] {
         stage.say(&format!(
             "  {name:<24}: {} of {} requests failed, {} of {} users saw an error ({:.1} %){}",
@@ -38,6 +42,9 @@ pub(super) async fn play(stage: &Stage<'_>, r: &mut Results) {
     }
     r.outlier_only = Some(outlier);
     r.gated = Some(gated);
+    r.v3_withdrawn = withdrawn;
+    r.judged_gate = Some(judged);
+    r.v3_withdrawn_by_judge = judge_withdrew;
 }
 
 /// v3 on a per-request 20 % with only the productpage sidecar's outlier
@@ -60,14 +67,23 @@ async fn outlier_detection_alone(stage: &Stage<'_>, r: &mut Results) -> Exposure
 }
 
 /// v3 as a sticky 20 % canary under a gate whose rollback triggers withdraw
-/// the cohort; measures how soon after the first error that happened.
-async fn filter_gate(stage: &Stage<'_>, r: &mut Results) -> Exposure {
-    let cfg = json!({
+/// the cohort, and with `judged` the judge against v2 too; measures how soon
+/// after the first error that happened. Returns whether it was withdrawn.
+async fn filter_gate(stage: &Stage<'_>, r: &mut Results, judged: bool) -> (Exposure, bool) {
+    let mut cfg = json!({
         "sticky": {"percent": 20, "salt": "sandbox-v3"},
         "gates": {"canaryVersion": "v3", "tick": format!("{TICK_MS}ms"), "bucket": "1s", "minSamples": 20,
                   "promotion": [{"atPercent": 20, "objectives": true, "holdFor": "5s", "window": "5s"}],
                   "rollback": [{"http5xxPercentAbove": 1, "window": "5s"}, {"errorPercentAbove": 5, "window": "5s", "for": "1s"}]}
     });
+    if judged {
+        cfg["gates"]["judgment"] = json!({});
+    }
+    let (phase, timeline) = if judged {
+        ("judge", "4c filter gate, sequential judge")
+    } else {
+        ("gate", "4b filter gate, minSamples 20")
+    };
     let envoy = stage
         .mesh
         .productpage(
@@ -78,7 +94,7 @@ async fn filter_gate(stage: &Stage<'_>, r: &mut Results) -> Exposure {
     let records = stage
         .recorded_users(
             &envoy,
-            ("gate", "4b filter gate"),
+            (phase, timeline),
             &stage.regular,
             stage.o.phase_secs,
             r,
@@ -103,6 +119,6 @@ async fn filter_gate(stage: &Stage<'_>, r: &mut Results) -> Exposure {
                 .count(),
         );
     }
-    r.v3_withdrawn = envoy.stats().await.sum("canary_gate_withdrawn", &[]) > 0.0;
-    gated
+    let withdrawn = envoy.stats().await.sum("canary_gate_withdrawn", &[]) > 0.0;
+    (gated, withdrawn)
 }

@@ -1,4 +1,4 @@
-//! The six phases `make demo` plays, one function each, and [`run`], which
+//! The eight phases `make demo` plays, one function each, and [`run`], which
 //! sets the stage and plays the phases the options select.
 //!
 //! Every phase starts its own productpage sidecar (its routes differ), sends
@@ -10,6 +10,7 @@ mod broken_canary;
 mod canary_steps;
 mod cohorts_first;
 mod gated_promotion;
+mod judged;
 mod verified_identity;
 
 use std::time::{Duration, Instant};
@@ -112,6 +113,12 @@ pub async fn run(o: &Options) -> Result<Results, String> {
     }
     if o.plays(6) {
         verified_identity::play(&stage, &mut r).await;
+    }
+    if o.plays(7) {
+        judged::subtle_regression(&stage, &mut r).await;
+    }
+    if o.plays(8) {
+        judged::shared_incident(&stage, &mut r).await;
     }
     if let (Some(outlier), Some(gated)) = (&r.outlier_only, &r.gated) {
         r.business = Some(business::view(&o.business, outlier, gated));
