@@ -98,7 +98,7 @@ fn a_full_config_is_converted_into_typed_values() {
 #[test]
 fn unknown_fields_are_refused_with_their_path() {
     let e = err(r#"{"cohorts": [{"name": "a", "match": [{"header": "x", "exakt": "1"}]}]}"#);
-    assert!(matches!(e, ConfigError::Schema { .. }));
+    assert!(e.is_schema());
     assert_eq!(e.field(), "cohorts[0].match[0].exakt");
     assert!(e.to_string().contains("unknown field `exakt`"), "{e}");
     assert_eq!(err(r#"{"percent": 10}"#).field(), "percent");
