@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use crate::config::cohorts::RuleHeader;
 use crate::config::error::HeaderName;
 use crate::host::Http;
+use crate::peer::parse_ip;
 pub use crate::peer::{Cidr, ParseError, Principal};
 
 /// The `trust` section: which headers are routing headers, and who may send them.
@@ -120,11 +121,11 @@ fn lines_all_equal(first: &[u8], joined: &[u8]) -> bool {
 pub fn parse_socket_ip(addr: &[u8]) -> Option<IpAddr> {
     let s = std::str::from_utf8(addr).ok()?;
     if let Some(rest) = s.strip_prefix('[') {
-        return rest.split_once(']')?.0.parse().ok();
+        return parse_ip(rest.split_once(']')?.0);
     }
     match s.rsplit_once(':') {
-        Some((ip, _port)) if !ip.contains(':') => ip.parse().ok(),
-        _ => s.parse().ok(),
+        Some((ip, _port)) if !ip.contains(':') => parse_ip(ip),
+        _ => parse_ip(s),
     }
 }
 
@@ -191,6 +192,59 @@ mod tests {
         assert!(!lines_all_equal(b"internal", b"internal,internalx"));
         assert!(lines_all_equal(b"", b","));
         assert!(!lines_all_equal(b"a", b"b"));
+    }
+
+    #[test]
+    fn addresses_parse_exactly_as_std_parses_them() {
+        let cases = [
+            "0.0.0.0",
+            "127.0.0.1",
+            "255.255.255.255",
+            "256.0.0.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "01.2.3.4",
+            "1.2.3.04",
+            "1.2.3.0",
+            "1..2.3",
+            "1.2.3.4 ",
+            "",
+            ".",
+            "a.b.c.d",
+            "1234.1.1.1",
+            "::",
+            "::1",
+            "1::",
+            "1:2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7",
+            "1:2:3:4:5:6:7:8:9",
+            "1::8",
+            "1:2:3:4:5:6:7::",
+            "::2:3:4:5:6:7:8",
+            "1:2:3:4::5:6:7:8",
+            "1::2::3",
+            ":::",
+            ":1::",
+            "1:",
+            ":1",
+            "::ffff:127.0.0.9",
+            "::127.0.0.1",
+            "1:2:3:4:5:6:1.2.3.4",
+            "1:2:3:4:5:6:7:1.2.3.4",
+            "1.2.3.4::",
+            "1.2.3.4:1::",
+            "::1.2.3.4:1",
+            "12345::",
+            "fFfF::AbCd",
+            "g::",
+            "::ffff:01.2.3.4",
+            "fe80::1%eth0",
+            "[::1]",
+            "1:2:3:4:5::1.2.3.4",
+        ];
+        for s in cases {
+            assert_eq!(parse_ip(s), s.parse::<IpAddr>().ok(), "{s:?}");
+        }
     }
 
     #[test]

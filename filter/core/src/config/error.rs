@@ -3,32 +3,69 @@
 
 use std::fmt;
 
-/// Why a `pluginConfig` was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// The JSON did not fit the schema (unknown field, wrong type, bad syntax).
-    #[error("pluginConfig field `{field}`: {message}")]
-    Schema { field: String, message: String },
-    /// The JSON fit the schema but a value is not acceptable.
-    #[error("pluginConfig field `{field}`: {message}")]
-    Invalid { field: String, message: String },
+/// Why a `pluginConfig` was refused: the dotted path of the offending field
+/// and what is wrong with it. One boxed pointer, so that a `Result` carrying
+/// it stays one word and each `?` of the config readers stays small.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(Box<Detail>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Detail {
+    /// The JSON did not fit the schema (unknown field, wrong type, bad
+    /// syntax), rather than fitting it with a value that is not acceptable.
+    schema: bool,
+    field: String,
+    message: String,
 }
 
 impl ConfigError {
     /// The dotted path of the offending field, e.g. `cohorts[1].name`.
     pub fn field(&self) -> &str {
-        match self {
-            ConfigError::Schema { field, .. } | ConfigError::Invalid { field, .. } => field,
-        }
+        &self.0.field
     }
 
+    /// What is wrong with the field.
+    pub fn message(&self) -> &str {
+        &self.0.message
+    }
+
+    /// Whether the JSON did not fit the schema (unknown field, wrong type,
+    /// bad syntax), as opposed to a value the rules refuse.
+    pub fn is_schema(&self) -> bool {
+        self.0.schema
+    }
+
+    #[inline(never)]
+    pub(crate) fn schema(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(true, field.into(), message.into())
+    }
+
+    #[inline(never)]
     pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError::Invalid {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self::new(false, field.into(), message.into())
+    }
+
+    #[inline(never)]
+    fn new(schema: bool, field: String, message: String) -> Self {
+        ConfigError(Box::new(Detail {
+            schema,
+            field,
+            message,
+        }))
     }
 }
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "pluginConfig field `{}`: {}",
+            self.0.field, self.0.message
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 /// A config value in double quotes for a message, with quotes, backslashes
 /// and control characters escaped, as `{:?}` would; written by hand because

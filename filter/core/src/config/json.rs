@@ -94,10 +94,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
 }
 
 fn schema(field: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Schema {
-        field: if field.is_empty() { "." } else { field }.to_string(),
-        message: message.into(),
-    }
+    ConfigError::schema(if field.is_empty() { "." } else { field }, message)
 }
 
 /// `parent.name`, or `name` at the root.

@@ -103,17 +103,11 @@ impl Config {
         let raw: RawConfig = if trimmed.is_empty() {
             RawConfig::default()
         } else if trimmed.first() != Some(&b'{') {
-            return Err(ConfigError::Schema {
-                field: ".".into(),
-                message: "must be a JSON object".into(),
-            });
+            return Err(ConfigError::schema(".", "must be a JSON object"));
         } else {
             // Bad JSON has no field to name: its message says where it broke.
-            let value: json::Value =
-                serde_json::from_slice(bytes).map_err(|e| ConfigError::Schema {
-                    field: ".".into(),
-                    message: e.to_string(),
-                })?;
+            let value: json::Value = serde_json::from_slice(bytes)
+                .map_err(|e| ConfigError::schema(".", e.to_string()))?;
             RawConfig::read(value)?
         };
         Config::try_from(raw)

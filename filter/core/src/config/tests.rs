@@ -138,7 +138,7 @@ fn server_timing_is_written_only_when_asked_for_by_true_or_a_name() {
 #[test]
 fn unknown_fields_are_refused_with_their_path() {
     let e = err(r#"{"cohorts": [{"name": "a", "match": [{"header": "x", "exakt": "1"}]}]}"#);
-    assert!(matches!(e, ConfigError::Schema { .. }));
+    assert!(e.is_schema());
     assert_eq!(e.field(), "cohorts[0].match[0].exakt");
     assert!(e.to_string().contains("unknown field `exakt`"), "{e}");
     assert_eq!(err(r#"{"percent": 10}"#).field(), "percent");
