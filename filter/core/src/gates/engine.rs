@@ -40,6 +40,11 @@ pub struct Engine {
     pub last: Vec<(String, Verdict)>,
     /// The judge's verdicts of the last successful tick, when judgment is on.
     pub judged: Option<Judged>,
+    /// The step the last tick evaluated (`sticky.percent`), for decisions
+    /// taken between ticks.
+    step_bp: u32,
+    /// Log lines of decisions taken on the request path, for the next tick.
+    pending: Vec<String>,
 }
 
 /// What a tick did, for the root context to log.
@@ -61,6 +66,8 @@ impl Engine {
             gauges: Vec::new(),
             last: Vec::new(),
             judged: None,
+            step_bp: 0,
+            pending: Vec::new(),
         }
     }
 
@@ -97,15 +104,59 @@ impl Engine {
         }
     }
 
-    /// Merges this VM's delta into the shared state, evaluates every version
-    /// and updates the withdrawal. On CAS contention the delta is kept for the
-    /// next tick, so no request is lost or counted twice.
+    /// Counts one finished request, as [`Engine::record`], and when it is a
+    /// failed canary request under judgment, decides at once: the same merge
+    /// and evaluation as a tick ([`Engine::sync`]), so the decision rests on
+    /// the shared data as the last tick of any worker left it plus this VM's
+    /// requests since, and a withdrawal reaches shared data at once. A
+    /// request that did not fail costs nothing more than `record`.
+    pub fn finish(
+        &mut self,
+        g: &Gates,
+        version: &str,
+        now_ms: u64,
+        o: Outcome,
+        store: &mut impl SharedStore,
+    ) {
+        self.record(g, version, now_ms, o);
+        if o.error.is_none() || self.withdrawn || g.judgment.is_none() {
+            return;
+        }
+        if g.canary_version.as_deref() == Some(version) {
+            let report = self.sync(g, self.step_bp, store, now_ms);
+            self.pending.extend(report.log);
+        }
+    }
+
+    /// One tick: [`Engine::sync`], then the gauges. The report carries the
+    /// log lines of decisions taken on the request path since the last tick.
     pub fn tick(
         &mut self,
         g: &Gates,
         step_bp: u32,
         store: &mut impl SharedStore,
         sink: &mut impl Metrics,
+        now_ms: u64,
+    ) -> TickReport {
+        self.step_bp = step_bp;
+        let mut report = self.sync(g, step_bp, store, now_ms);
+        if !self.pending.is_empty() {
+            let mut log = std::mem::take(&mut self.pending);
+            log.append(&mut report.log);
+            report.log = log;
+        }
+        self.export(sink);
+        report
+    }
+
+    /// Merges this VM's delta into the shared state, evaluates every version
+    /// and updates the withdrawal. On CAS contention the delta is kept for the
+    /// next attempt, so no request is lost or counted twice.
+    pub fn sync(
+        &mut self,
+        g: &Gates,
+        step_bp: u32,
+        store: &mut impl SharedStore,
         now_ms: u64,
     ) -> TickReport {
         let mut report = TickReport::default();
@@ -166,7 +217,6 @@ impl Engine {
                 break;
             }
         }
-        self.export(sink);
         report
     }
 
@@ -182,7 +232,7 @@ impl Engine {
     ) -> Option<Judged> {
         let (j, canary) = (g.judgment.as_ref()?, g.canary_version.as_deref()?);
         let baseline = judging::baseline(j, canary, st, g, now_ms);
-        let v = judging::judge(j, st, baseline.as_deref(), canary, &self.deltas, log);
+        let v = judging::judge(g, j, st, baseline.as_deref(), canary, &self.deltas, log);
         let gate = |name: &str| verdicts.iter().position(|(n, _)| n == name);
         let decision = match gate(canary) {
             Some(ci) => {

@@ -14,7 +14,7 @@
 //! dependency on the gates (they feed it, not the other way round).
 //! `docs/judgment.md` has the formulas, guarantees and measured sample sizes.
 
-mod codec;
+pub(crate) mod codec;
 pub mod evidence;
 pub mod fleet;
 pub mod pair;
