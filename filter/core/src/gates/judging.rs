@@ -139,7 +139,8 @@ fn events(t: &Trigger, c: &Counts) -> u64 {
 fn sequential_breaks(j: &Judgment, limits: &[[Above; 2]], i: usize) -> (bool, bool) {
     let threshold = log_threshold(j.judge.errors.confidence);
     limits.get(i).map_or((false, false), |[c, b]| {
-        (c.log_e() >= threshold, b.log_e() >= threshold / 2.0)
+        let (c, b) = (c.log_e(), b.log_e());
+        (c >= threshold, c >= threshold && c - b < threshold)
     })
 }
 
