@@ -14,6 +14,8 @@ use crate::metrics::{tagged, MAX_VERSIONS, TAG_METRIC, TAG_VERSION, TAG_WINDOW};
 
 /// Attempts per tick before leaving the delta for the next tick.
 const CAS_ATTEMPTS: usize = 8;
+/// The judge's decision to withdraw, as its gauge value.
+const WITHDRAW: u8 = 3;
 
 pub const STATE: &str = "canary_gate_state";
 pub const WITHDRAWN: &str = "canary_gate_withdrawn";
@@ -123,7 +125,7 @@ impl Engine {
             return;
         }
         if g.canary_version.as_deref() == Some(version) {
-            let report = self.sync(g, self.step_bp, store, now_ms);
+            let report = self.sync(g, self.step_bp, store, now_ms, true);
             self.pending.extend(report.log);
         }
     }
@@ -139,7 +141,7 @@ impl Engine {
         now_ms: u64,
     ) -> TickReport {
         self.step_bp = step_bp;
-        let mut report = self.sync(g, step_bp, store, now_ms);
+        let mut report = self.sync(g, step_bp, store, now_ms, false);
         if !self.pending.is_empty() {
             let mut log = std::mem::take(&mut self.pending);
             log.append(&mut report.log);
@@ -152,12 +154,20 @@ impl Engine {
     /// Merges this VM's delta into the shared state, evaluates every version
     /// and updates the withdrawal. On CAS contention the delta is kept for the
     /// next attempt, so no request is lost or counted twice.
+    ///
+    /// `on_failure`: called right after a canary request failed. Then only
+    /// the decisions that stay valid when taken at such a moment may act: the
+    /// judge's sequential verdicts and the sequential form of the ratio
+    /// triggers. A windowed limit read just after a canary failure would
+    /// favour the canary breaking it first, so windows decide on ticks only,
+    /// and nothing but a withdrawal is written back as a state.
     pub fn sync(
         &mut self,
         g: &Gates,
         step_bp: u32,
         store: &mut impl SharedStore,
         now_ms: u64,
+        on_failure: bool,
     ) -> TickReport {
         let mut report = TickReport::default();
         for _ in 0..CAS_ATTEMPTS {
@@ -181,8 +191,12 @@ impl Engine {
                 let v = evaluate(g, step_bp, &vs.fine, &vs.burn, now_ms, &mut vs.timers);
                 verdicts.push((vs.name.clone(), v));
             }
-            let judged = self.judge(g, &mut st, &mut verdicts, now_ms, &mut log);
+            let judged = self.judge(g, &mut st, &mut verdicts, now_ms, &mut log, on_failure);
+            let judged_withdraw = judged.as_ref().is_some_and(|j| j.decision == WITHDRAW);
             for (vs, (_, v)) in st.versions.iter_mut().zip(&verdicts) {
+                if on_failure && !judged_withdraw {
+                    break;
+                }
                 if v.state != vs.state {
                     log.push(format!(
                         "canary gate {}: {} -> {} ({})",
@@ -194,11 +208,13 @@ impl Engine {
                     vs.state = v.state;
                 }
             }
-            let canary_rolled_back = g.canary_version.as_ref().is_some_and(|c| {
-                verdicts
-                    .iter()
-                    .any(|(n, v)| n == c && v.state == GateState::Rollback)
-            });
+            let canary_rolled_back = judged_withdraw
+                || !on_failure
+                    && g.canary_version.as_ref().is_some_and(|c| {
+                        verdicts
+                            .iter()
+                            .any(|(n, v)| n == c && v.state == GateState::Rollback)
+                    });
             if canary_rolled_back && st.withdrawn_for != self.config_hash {
                 st.withdrawn_for = self.config_hash;
                 log.push(format!(
@@ -229,6 +245,7 @@ impl Engine {
         verdicts: &mut [(String, Verdict)],
         now_ms: u64,
         log: &mut Vec<String>,
+        on_failure: bool,
     ) -> Option<Judged> {
         let (j, canary) = (g.judgment.as_ref()?, g.canary_version.as_deref()?);
         let baseline = judging::baseline(j, canary, st, g, now_ms);
@@ -241,7 +258,7 @@ impl Engine {
                     .and_then(gate)
                     .map(|bi| verdicts[bi].1.clone());
                 let c = (canary, &mut verdicts[ci].1);
-                judging::apply(g, j, st, &v, c, b.as_ref(), log)
+                judging::apply(g, j, st, &v, c, b.as_ref(), log, on_failure)
             }
             None => 0,
         };

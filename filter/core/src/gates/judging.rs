@@ -139,8 +139,7 @@ fn events(t: &Trigger, c: &Counts) -> u64 {
 fn sequential_breaks(j: &Judgment, limits: &[[Above; 2]], i: usize) -> (bool, bool) {
     let threshold = log_threshold(j.judge.errors.confidence);
     limits.get(i).map_or((false, false), |[c, b]| {
-        let (c, b) = (c.log_e(), b.log_e());
-        (c >= threshold, c >= threshold && c - b < threshold)
+        (c.log_e() >= threshold, b.log_e() >= threshold / 2.0)
     })
 }
 
@@ -225,6 +224,9 @@ pub fn judge(
 /// reads `rollback` (which withdraws the cohorts), `hold` reads `hold` with
 /// its reason, `wait` keeps a `pass` from showing, `promote` leaves the
 /// gates' own promotion rules to decide. Logs the decision when it changed.
+/// `on_failure` (a decision right after a failed canary request): the
+/// canary's windowed limits do not count, and only a withdrawal is applied.
+#[allow(clippy::too_many_arguments)]
 pub fn apply(
     g: &Gates,
     j: &Judgment,
@@ -233,6 +235,7 @@ pub fn apply(
     canary: (&str, &mut Gate),
     baseline: Option<&Gate>,
     log: &mut Vec<String>,
+    on_failure: bool,
 ) -> u8 {
     let (name, canary) = canary;
     let names = g
@@ -248,13 +251,16 @@ pub fn apply(
             let (sc, sb) = sequential_breaks(j, seq, i);
             Limit {
                 name,
-                canary_breaks: *c || sc,
+                canary_breaks: (*c && !on_failure) || sc,
                 baseline_breaks: sb || baseline.is_some_and(|b| b.holding.get(i) == Some(&true)),
             }
         })
         .collect();
     let d = decide(&j.policy, &verdicts.by_metric(), &limits);
     let code = decision_code(&d);
+    if on_failure && !matches!(d, Decision::Withdraw(_)) {
+        return code;
+    }
     if let Some(p) = st.pair.as_mut().filter(|p| p.decision != code) {
         log.push(format!(
             "canary judge {name} vs {}: {} -> {} ({})",
