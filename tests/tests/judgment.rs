@@ -1,7 +1,8 @@
 //! The canary judged against its baseline in a real Envoy: a subtle error
 //! regression under the absolute trigger is withdrawn, a shared incident
-//! holds with its reason and withdraws nothing, and a tail-only latency
-//! regression is withdrawn.
+//! holds with its reason and withdraws nothing, a tail-only latency
+//! regression is withdrawn, and a canary failing every request is withdrawn
+//! on its first few failures, decided on the request path.
 //!
 //! Traffic is closed-loop and split evenly: even requests are internal users
 //! (routed to the canary v2), odd ones regular users at 0 % (stable v1). The
@@ -15,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use canary_e2e::traffic::{steady, Population};
 use canary_e2e::{Behaviour, Client, Envoy, FilterSpec, Req, Sidecar, Stats, Upstream};
 
 /// These tests load two cores: run them one at a time.
@@ -293,4 +295,81 @@ async fn a_tail_only_latency_regression_is_withdrawn() {
                 .contains("-> rollback (canary significantly worse than baseline: latency-tail)")),
         "{log}"
     );
+}
+
+/// The module's gates (1 s tick, `minSamples` 100, the 5xx trigger above 1 %
+/// with no `for`) with judgment, and half the users in the sticky canary.
+const HALF: &str = r#"{
+  "sticky": {"percent": 50, "salt": "judgment-e2e-half"},
+  "gates": {"canaryVersion": "v2", "judgment": {}}
+}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_canary_failing_every_request_at_half_the_traffic_is_withdrawn_within_ten_failures() {
+    let _serial = SERIAL.lock().await;
+    let v1 = Upstream::start("v1").await;
+    let broken = Behaviour {
+        status: 503,
+        ..Default::default()
+    };
+    let v2 = Upstream::start_with("v2", broken).await;
+    let mut s = Sidecar::outbound(
+        FilterSpec::Canary(HALF.to_string()),
+        &[("v1", v1.addr), ("v2", v2.addr)],
+        &[("v1", 100), ("v2", 0)],
+    );
+    s.concurrency = 2;
+    let envoy = Envoy::start(&s).await;
+    // Open loop, 100 requests/s over 400 users: about half reach the canary
+    // until it is withdrawn. Many connections, so both workers serve.
+    let pop = Population::regular(400);
+    let mut tasks = vec![];
+    for i in 0..4 {
+        let (c, pop) = (Client::new(envoy.listener), pop.clone());
+        tasks.push(tokio::spawn(async move {
+            steady(&c, &pop, 25.0, Duration::from_secs(4), i * 100).await
+        }));
+    }
+    let mut records = vec![];
+    for t in tasks {
+        records.extend(t.await.unwrap());
+    }
+    let failed_on_canary = records
+        .iter()
+        .filter(|r| r.upstream.as_deref() == Some("v2") && r.status >= 500)
+        .count();
+    let on_stable = records
+        .iter()
+        .filter(|r| r.upstream.as_deref() == Some("v1"))
+        .count();
+    // The gauges are written on the tick: poll.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let stats = loop {
+        let st = envoy.stats().await;
+        if withdrawn(&st) || Instant::now() > deadline {
+            break st;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let log = envoy.log();
+    eprintln!(
+        "{} requests, {failed_on_canary} failed on the canary before withdrawal, {on_stable} on stable; {:?}",
+        records.len(),
+        lines(&log, "canary judge")
+    );
+    assert!(withdrawn(&stats), "not withdrawn");
+    assert!(failed_on_canary >= 1, "the canary was never reached");
+    assert!(
+        failed_on_canary <= 10,
+        "{failed_on_canary} failed canary requests before withdrawal"
+    );
+    assert!(
+        !lines(
+            &log,
+            "canary breaks rollback[2] (5xx ratio > 1 % over 1m), baseline does not"
+        )
+        .is_empty(),
+        "{log}"
+    );
+    assert_eq!(lines(&log, "withdrawing cohorts").len(), 1);
 }

@@ -272,6 +272,7 @@ mod properties {
                 versions,
                 // The judge's pair has its own codec tests (gates::judging_tests).
                 pair: None,
+                limits: vec![],
             }
         })
     }

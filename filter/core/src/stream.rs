@@ -225,7 +225,7 @@ impl Stream {
                 status_5xx: class == outcome::CodeClass::C5xx,
                 latency_us: duration_us,
             };
-            engine.record(g, version, now / 1_000_000, outcome);
+            engine.finish(g, version, now / 1_000_000, outcome, store);
         }
     }
 

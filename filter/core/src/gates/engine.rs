@@ -14,6 +14,8 @@ use crate::metrics::{tagged, MAX_VERSIONS, TAG_METRIC, TAG_VERSION, TAG_WINDOW};
 
 /// Attempts per tick before leaving the delta for the next tick.
 const CAS_ATTEMPTS: usize = 8;
+/// The judge's decision to withdraw, as its gauge value.
+const WITHDRAW: u8 = 3;
 
 pub const STATE: &str = "canary_gate_state";
 pub const WITHDRAWN: &str = "canary_gate_withdrawn";
@@ -40,6 +42,11 @@ pub struct Engine {
     pub last: Vec<(String, Verdict)>,
     /// The judge's verdicts of the last successful tick, when judgment is on.
     pub judged: Option<Judged>,
+    /// The step the last tick evaluated (`sticky.percent`), for decisions
+    /// taken between ticks.
+    step_bp: u32,
+    /// Log lines of decisions taken on the request path, for the next tick.
+    pending: Vec<String>,
 }
 
 /// What a tick did, for the root context to log.
@@ -61,6 +68,8 @@ impl Engine {
             gauges: Vec::new(),
             last: Vec::new(),
             judged: None,
+            step_bp: 0,
+            pending: Vec::new(),
         }
     }
 
@@ -97,9 +106,32 @@ impl Engine {
         }
     }
 
-    /// Merges this VM's delta into the shared state, evaluates every version
-    /// and updates the withdrawal. On CAS contention the delta is kept for the
-    /// next tick, so no request is lost or counted twice.
+    /// Counts one finished request, as [`Engine::record`], and when it is a
+    /// failed canary request under judgment, decides at once: the same merge
+    /// and evaluation as a tick ([`Engine::sync`]), so the decision rests on
+    /// the shared data as the last tick of any worker left it plus this VM's
+    /// requests since, and a withdrawal reaches shared data at once. A
+    /// request that did not fail costs nothing more than `record`.
+    pub fn finish(
+        &mut self,
+        g: &Gates,
+        version: &str,
+        now_ms: u64,
+        o: Outcome,
+        store: &mut impl SharedStore,
+    ) {
+        self.record(g, version, now_ms, o);
+        if o.error.is_none() || self.withdrawn || g.judgment.is_none() {
+            return;
+        }
+        if g.canary_version.as_deref() == Some(version) {
+            let report = self.sync(g, self.step_bp, store, now_ms, true);
+            self.pending.extend(report.log);
+        }
+    }
+
+    /// One tick: [`Engine::sync`], then the gauges. The report carries the
+    /// log lines of decisions taken on the request path since the last tick.
     pub fn tick(
         &mut self,
         g: &Gates,
@@ -107,6 +139,35 @@ impl Engine {
         store: &mut impl SharedStore,
         sink: &mut impl Metrics,
         now_ms: u64,
+    ) -> TickReport {
+        self.step_bp = step_bp;
+        let mut report = self.sync(g, step_bp, store, now_ms, false);
+        if !self.pending.is_empty() {
+            let mut log = std::mem::take(&mut self.pending);
+            log.append(&mut report.log);
+            report.log = log;
+        }
+        self.export(sink);
+        report
+    }
+
+    /// Merges this VM's delta into the shared state, evaluates every version
+    /// and updates the withdrawal. On CAS contention the delta is kept for the
+    /// next attempt, so no request is lost or counted twice.
+    ///
+    /// `on_failure`: called right after a canary request failed. Then only
+    /// the decisions that stay valid when taken at such a moment may act: the
+    /// judge's sequential verdicts and the sequential form of the ratio
+    /// triggers. A windowed limit read just after a canary failure would
+    /// favour the canary breaking it first, so windows decide on ticks only,
+    /// and nothing but a withdrawal is written back as a state.
+    pub fn sync(
+        &mut self,
+        g: &Gates,
+        step_bp: u32,
+        store: &mut impl SharedStore,
+        now_ms: u64,
+        on_failure: bool,
     ) -> TickReport {
         let mut report = TickReport::default();
         for _ in 0..CAS_ATTEMPTS {
@@ -130,8 +191,12 @@ impl Engine {
                 let v = evaluate(g, step_bp, &vs.fine, &vs.burn, now_ms, &mut vs.timers);
                 verdicts.push((vs.name.clone(), v));
             }
-            let judged = self.judge(g, &mut st, &mut verdicts, now_ms, &mut log);
+            let judged = self.judge(g, &mut st, &mut verdicts, now_ms, &mut log, on_failure);
+            let judged_withdraw = judged.as_ref().is_some_and(|j| j.decision == WITHDRAW);
             for (vs, (_, v)) in st.versions.iter_mut().zip(&verdicts) {
+                if on_failure && !judged_withdraw {
+                    break;
+                }
                 if v.state != vs.state {
                     log.push(format!(
                         "canary gate {}: {} -> {} ({})",
@@ -143,11 +208,13 @@ impl Engine {
                     vs.state = v.state;
                 }
             }
-            let canary_rolled_back = g.canary_version.as_ref().is_some_and(|c| {
-                verdicts
-                    .iter()
-                    .any(|(n, v)| n == c && v.state == GateState::Rollback)
-            });
+            let canary_rolled_back = judged_withdraw
+                || !on_failure
+                    && g.canary_version.as_ref().is_some_and(|c| {
+                        verdicts
+                            .iter()
+                            .any(|(n, v)| n == c && v.state == GateState::Rollback)
+                    });
             if canary_rolled_back && st.withdrawn_for != self.config_hash {
                 st.withdrawn_for = self.config_hash;
                 log.push(format!(
@@ -166,7 +233,6 @@ impl Engine {
                 break;
             }
         }
-        self.export(sink);
         report
     }
 
@@ -179,10 +245,11 @@ impl Engine {
         verdicts: &mut [(String, Verdict)],
         now_ms: u64,
         log: &mut Vec<String>,
+        on_failure: bool,
     ) -> Option<Judged> {
         let (j, canary) = (g.judgment.as_ref()?, g.canary_version.as_deref()?);
         let baseline = judging::baseline(j, canary, st, g, now_ms);
-        let v = judging::judge(j, st, baseline.as_deref(), canary, &self.deltas, log);
+        let v = judging::judge(g, j, st, baseline.as_deref(), canary, &self.deltas, log);
         let gate = |name: &str| verdicts.iter().position(|(n, _)| n == name);
         let decision = match gate(canary) {
             Some(ci) => {
@@ -191,7 +258,7 @@ impl Engine {
                     .and_then(gate)
                     .map(|bi| verdicts[bi].1.clone());
                 let c = (canary, &mut verdicts[ci].1);
-                judging::apply(g, j, st, &v, c, b.as_ref(), log)
+                judging::apply(g, j, st, &v, c, b.as_ref(), log, on_failure)
             }
             None => 0,
         };

@@ -69,8 +69,9 @@ pub struct Verdict {
     /// these between the canary and its baseline.
     pub broken: Vec<bool>,
     /// The same, for conditions that hold now but may not yet have held for
-    /// their duration: a baseline failing with the canary may cross its
-    /// duration a tick later, and that must not withdraw the canary.
+    /// their duration or over `minSamples` requests: a baseline failing with
+    /// the canary may cross either a moment later, and that must not
+    /// withdraw the canary.
     pub holding: Vec<bool>,
 }
 
@@ -105,7 +106,7 @@ pub fn evaluate(
     let mut holding = vec![false; g.triggers.len() + 1];
     for (i, trig) in g.triggers.iter().enumerate() {
         let c: Cell = fine.sum(now_ms, trig.window_ms);
-        let holds = if !enough(c.requests) {
+        let holds = if c.requests == 0 {
             None
         } else {
             match trig.condition {
@@ -122,6 +123,16 @@ pub fn evaluate(
                     (p > x).then(|| format!("P99 {} > {}", ms(p), ms(x)))
                 }
             }
+        };
+        // Below `minSamples` the condition decides nothing for this version,
+        // but still counts as holding: as a baseline's, it turns the
+        // canary's withdrawal into a hold (see `holding`).
+        let holds = match holds {
+            Some(_) if !enough(c.requests) => {
+                holding[i] = true;
+                None
+            }
+            h => h,
         };
         match holds {
             Some(why) => {
@@ -142,16 +153,24 @@ pub fn evaluate(
     }
 
     // Burn rates, per window, from the long ring.
-    let burn_rate = |w: u64| -> (Counts, Option<f64>) {
+    // The rate over a window, and whether that window has `minSamples`.
+    let burn_rate = |w: u64| -> (f64, bool) {
         let c: Counts = burn.sum(now_ms, w);
-        let r = enough(c.requests).then(|| ratio(c.errors, c.requests) / g.budget);
-        (c, r)
+        let r = if c.requests == 0 {
+            0.0
+        } else {
+            ratio(c.errors, c.requests) / g.budget
+        };
+        (r, enough(c.requests))
     };
+    let mut burning = false;
     let page = g.burn.iter().find_map(|b: &BurnPair| {
-        let (_, long) = burn_rate(b.long_ms);
-        let (_, short) = burn_rate(b.short_ms);
-        match (long, short) {
-            (Some(l), Some(s)) if l > b.factor && s > b.factor => Some(format!(
+        let (l, long_enough) = burn_rate(b.long_ms);
+        let (s, short_enough) = burn_rate(b.short_ms);
+        let both = l > b.factor && s > b.factor;
+        burning |= both;
+        match (long_enough && short_enough, both) {
+            (true, true) => Some(format!(
                 "burn rate {}x over {} and {}x over {} > {}x",
                 fixed(l, 1),
                 b.long_label,
@@ -164,7 +183,7 @@ pub fn evaluate(
     });
     if g.burn_rollback {
         broken[g.triggers.len()] = page.is_some();
-        holding[g.triggers.len()] = page.is_some();
+        holding[g.triggers.len()] = burning;
         if fired.is_none() {
             fired = page;
         }

@@ -6,8 +6,10 @@
 use super::eval::{GateState, Verdict as Gate};
 use super::shared::{Pair, SharedState};
 use super::window::{Delta, BINS};
-use crate::config::gates::Gates;
+use crate::config::gates::{Condition, Gates, Trigger};
 use crate::config::judgment::Judgment;
+use crate::judge::evidence::log_threshold;
+use crate::judge::ratio::Above;
 use crate::judge::{decide, Decision, Limit, Metric, Tick, Verdicts};
 use crate::version::{OTHER, UNKNOWN};
 
@@ -41,6 +43,7 @@ fn decision_code(d: &Decision<'_>) -> u8 {
 pub struct Counts {
     pub requests: u64,
     pub errors: u64,
+    pub status_5xx: u64,
     pub latency: [u64; BINS],
 }
 
@@ -49,6 +52,7 @@ impl Counts {
         let mut c = Counts {
             requests: 0,
             errors: 0,
+            status_5xx: 0,
             latency: [0; BINS],
         };
         for (_, cell) in deltas
@@ -58,6 +62,7 @@ impl Counts {
         {
             c.requests += u64::from(cell.requests);
             c.errors += u64::from(cell.error_total());
+            c.status_5xx += u64::from(cell.status_5xx);
             for (t, l) in c.latency.iter_mut().zip(cell.latency) {
                 *t += u64::from(l);
             }
@@ -109,11 +114,68 @@ pub fn baseline(
         .map(|(_, name)| name.clone())
 }
 
+/// The level a rollback trigger's sequential test runs against: a ratio
+/// trigger that fires at once (no `for`), at a level the test can take.
+fn sequential_level(t: &Trigger) -> Option<f64> {
+    let x = match t.condition {
+        Condition::ErrorRatioAbove(x) | Condition::Status5xxRatioAbove(x) => x,
+        Condition::P99Above(_) => return None,
+    };
+    (t.for_ms == 0 && Above::applies(x)).then_some(x)
+}
+
+/// The events a ratio trigger counts in `c`.
+fn events(t: &Trigger, c: &Counts) -> u64 {
+    match t.condition {
+        Condition::Status5xxRatioAbove(_) => c.status_5xx,
+        _ => c.errors,
+    }
+}
+
+/// Per rollback trigger, whether its sequential test shows the canary's
+/// ratio above the level (at the errors confidence), and whether it shows
+/// the baseline's there at half that evidence (see `docs/gates.md`: the
+/// lower bar for the baseline only turns a withdrawal into a hold).
+fn sequential_breaks(j: &Judgment, limits: &[[Above; 2]], i: usize) -> (bool, bool) {
+    let threshold = log_threshold(j.judge.errors.confidence);
+    limits.get(i).map_or((false, false), |[c, b]| {
+        (c.log_e() >= threshold, b.log_e() >= threshold / 2.0)
+    })
+}
+
+/// Feeds this VM's new requests into the rollback triggers' sequential
+/// tests: the canary's always, the baseline's while it stays the same
+/// version (a new baseline starts its column afresh).
+fn feed_limits(
+    g: &Gates,
+    st: &mut SharedState,
+    baseline: Option<&str>,
+    canary: &str,
+    deltas: &[(String, Delta)],
+) {
+    let same = st.pair.as_ref().map(|p| p.baseline.as_str()) == baseline;
+    st.limits.resize(g.triggers.len(), [Above::default(); 2]);
+    let c = Counts::of(deltas, canary);
+    let b = baseline.map(|b| Counts::of(deltas, b));
+    for (t, trig) in st.limits.iter_mut().zip(&g.triggers) {
+        if !same {
+            t[1] = Above::default();
+        }
+        if let Some(x) = sequential_level(trig) {
+            t[0].update(x, c.requests, events(trig, &c));
+            if let Some(b) = &b {
+                t[1].update(x, b.requests, events(trig, b));
+            }
+        }
+    }
+}
+
 /// Feeds this VM's new requests of the canary and the baseline into the
 /// shared judge (inside the CAS loop, so each request is judged once) and
 /// returns the verdicts with a log line per changed verdict. A new baseline
 /// starts from no evidence.
 pub fn judge(
+    g: &Gates,
     j: &Judgment,
     st: &mut SharedState,
     baseline: Option<&str>,
@@ -121,6 +183,7 @@ pub fn judge(
     deltas: &[(String, Delta)],
     log: &mut Vec<String>,
 ) -> Verdicts {
+    feed_limits(g, st, baseline, canary, deltas);
     let Some(baseline) = baseline else {
         st.pair = None;
         return Verdicts::default();
@@ -161,6 +224,9 @@ pub fn judge(
 /// reads `rollback` (which withdraws the cohorts), `hold` reads `hold` with
 /// its reason, `wait` keeps a `pass` from showing, `promote` leaves the
 /// gates' own promotion rules to decide. Logs the decision when it changed.
+/// `on_failure` (a decision right after a failed canary request): the
+/// canary's windowed limits do not count, and only a withdrawal is applied.
+#[allow(clippy::too_many_arguments)]
 pub fn apply(
     g: &Gates,
     j: &Judgment,
@@ -169,6 +235,7 @@ pub fn apply(
     canary: (&str, &mut Gate),
     baseline: Option<&Gate>,
     log: &mut Vec<String>,
+    on_failure: bool,
 ) -> u8 {
     let (name, canary) = canary;
     let names = g
@@ -176,17 +243,24 @@ pub fn apply(
         .iter()
         .map(|t| t.label.as_str())
         .chain([BURN_LIMIT]);
+    let seq = &st.limits;
     let limits: Vec<Limit<'_>> = names
         .zip(&canary.broken)
         .enumerate()
-        .map(|(i, (name, c))| Limit {
-            name,
-            canary_breaks: *c,
-            baseline_breaks: baseline.is_some_and(|b| b.holding.get(i) == Some(&true)),
+        .map(|(i, (name, c))| {
+            let (sc, sb) = sequential_breaks(j, seq, i);
+            Limit {
+                name,
+                canary_breaks: (*c && !on_failure) || sc,
+                baseline_breaks: sb || baseline.is_some_and(|b| b.holding.get(i) == Some(&true)),
+            }
         })
         .collect();
     let d = decide(&j.policy, &verdicts.by_metric(), &limits);
     let code = decision_code(&d);
+    if on_failure && !matches!(d, Decision::Withdraw(_)) {
+        return code;
+    }
     if let Some(p) = st.pair.as_mut().filter(|p| p.decision != code) {
         log.push(format!(
             "canary judge {name} vs {}: {} -> {} ({})",

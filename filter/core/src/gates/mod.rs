@@ -16,5 +16,7 @@ pub use eval::GateState;
 
 #[cfg(test)]
 mod judging_tests;
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod sim;
 #[cfg(test)]
 mod tests;

@@ -6,9 +6,11 @@
 use super::eval::{GateState, Timers};
 use super::window::{Cell, Counts, Ring, BINS, KINDS};
 use crate::config::Gates;
+use crate::judge::codec::{self, Writer};
+use crate::judge::ratio::Above;
 use crate::judge::{Judge, Metric, Verdict};
 
-const MAGIC: &[u8; 4] = b"CGS3";
+const MAGIC: &[u8; 4] = b"CGS4";
 const NONE: u64 = u64::MAX;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -93,6 +95,10 @@ pub struct SharedState {
     pub versions: Vec<VersionState>,
     /// The canary judged against its baseline, when judgment is on.
     pub pair: Option<Pair>,
+    /// With judgment on, per rollback trigger, the sequential tests that the
+    /// canary's and the baseline's ratios are above the trigger's level, fed
+    /// every request of the step (see `gates::judging::sequential_level`).
+    pub limits: Vec<[Above; 2]>,
 }
 
 impl SharedState {
@@ -106,6 +112,7 @@ impl SharedState {
         }
         self.config_hash = config_hash;
         self.pair = None;
+        self.limits.clear();
         for v in self.versions.iter_mut() {
             v.timers = Timers::default();
             v.state = GateState::Unknown;
@@ -171,6 +178,11 @@ impl SharedState {
                 w.push(p.decision);
                 p.judge.encode(&mut w);
             }
+        }
+        put32(&mut w, self.limits.len() as u32);
+        let mut words = Writer(&mut w);
+        for t in self.limits.iter().flatten() {
+            let _ = { *t }.codec(&mut words);
         }
         w
     }
@@ -256,11 +268,22 @@ impl SharedState {
                 })
             }
         };
+        let n = r.u32()? as usize;
+        if n > 64 {
+            return None;
+        }
+        let mut limits = vec![[Above::default(); 2]; n];
+        let mut words = codec::Reader(r.0);
+        for t in limits.iter_mut().flatten() {
+            t.codec(&mut words)?;
+        }
+        r.0 = words.0;
         r.0.is_empty().then_some(SharedState {
             withdrawn_for,
             config_hash,
             versions,
             pair,
+            limits,
         })
     }
 }

@@ -10,6 +10,7 @@ use super::shared::{Pair, SharedState};
 use super::window::{Counts, Outcome, Ring};
 use crate::config::gates::{Condition, Gates};
 use crate::config::{Cohort, Config};
+use crate::judge::ratio::Above;
 use crate::judge::Verdict;
 use crate::outcome::ErrorKind;
 use crate::testing::{FakeMetrics, FakeStore};
@@ -416,7 +417,9 @@ fn shared_state_round_trips_and_rejects_garbage() {
         config_hash: 9,
         versions: vec![],
         pair: Some(Pair::new("v1")),
+        limits: vec![[Above::default(); 2]; 2],
     };
+    st.limits[1][0].update(0.01, 10, 3);
     if let Some(p) = st.pair.as_mut() {
         p.last = [Verdict::Worse, Verdict::NotWorse, Verdict::Inconclusive];
         p.judge.canary_latency[3] = 11;

@@ -14,7 +14,7 @@
 //! dependency on the gates (they feed it, not the other way round).
 //! `docs/judgment.md` has the formulas, guarantees and measured sample sizes.
 
-mod codec;
+pub(crate) mod codec;
 pub mod evidence;
 pub mod fleet;
 pub mod pair;
@@ -28,7 +28,7 @@ pub mod verdict;
 // The simulations check statistics, not the platform: the unit tests beside
 // each test already run on wasm32, and the sweeps would only slow it down.
 #[cfg(all(test, not(target_arch = "wasm32")))]
-mod sim;
+pub(crate) mod sim;
 
 pub use pair::{Judge, JudgeConfig, Tick, Verdicts};
 pub use policy::{decide, BaselineFailing, Decision, Limit, PolicyConfig, Reason};

@@ -189,8 +189,46 @@ pub struct RatioTest {
     recent: (f64, f64),
     worse: [f64; WORSE.len()],
     not_worse: [f64; NOT_WORSE.len()],
-    floor_worse: [f64; FLOOR_WORSE.len()],
+    floor_worse: Above,
     floor_ok: [f64; FLOOR_OK.len()],
+}
+
+/// A one-sample sequential test that a version's event probability is above
+/// a level `x`: a mixture of Bernoulli likelihood ratios over alternatives
+/// 1.5, 3, 10 and 100 times `x` and [`GROSS`] (each capped at `GROSS`), equal
+/// weights. If the probability never exceeds `x`, [`Above::log_e`] ever
+/// reaches `ln(1/alpha)` with probability at most `alpha`. It serves as the
+/// errors test's floor and as the sequential form of a ratio rollback limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Above([f64; FLOOR_WORSE.len()]);
+
+impl Above {
+    /// Whether a test against `x` can run: a level in (0, [`GROSS`]).
+    pub fn applies(x: f64) -> bool {
+        x > 0.0 && x < GROSS
+    }
+
+    /// Adds `requests`, of which `events` were events, against level `x`.
+    pub fn update(&mut self, x: f64, requests: u64, events: u64) {
+        if !Self::applies(x) || requests == 0 {
+            return;
+        }
+        let events = events.min(requests);
+        let ok = requests - events;
+        for (l, comp) in self.0.iter_mut().zip(&FLOOR_WORSE) {
+            let p1 = (comp.value * x).min(GROSS);
+            *l += log_term(events, p1 / x) + log_term(ok, (1.0 - p1) / (1.0 - x));
+        }
+    }
+
+    /// The log e-value that the probability is above the level.
+    pub fn log_e(&self) -> f64 {
+        log_mixture(&FLOOR_WORSE, &self.0)
+    }
+
+    pub(crate) fn codec(&mut self, c: &mut impl Codec) -> Option<()> {
+        c.f64s(&mut self.0)
+    }
 }
 
 /// Chance that an event came from the canary, for share `s` and ratio `k`.
@@ -249,9 +287,7 @@ impl RatioTest {
         let ok = canary.requests - canary.events;
         let score =
             |p1: f64| log_term(canary.events, p1 / f) + log_term(ok, (1.0 - p1) / (1.0 - f));
-        for (l, comp) in self.floor_worse.iter_mut().zip(&FLOOR_WORSE) {
-            *l += score((comp.value * f).min(GROSS));
-        }
+        self.floor_worse.update(f, canary.requests, canary.events);
         for (l, comp) in self.floor_ok.iter_mut().zip(&FLOOR_OK) {
             *l += score(comp.value * f);
         }
@@ -271,7 +307,7 @@ impl RatioTest {
         c.f64(&mut self.recent.1)?;
         c.f64s(&mut self.worse)?;
         c.f64s(&mut self.not_worse)?;
-        c.f64s(&mut self.floor_worse)?;
+        self.floor_worse.codec(c)?;
         c.f64s(&mut self.floor_ok)
     }
 
@@ -283,7 +319,7 @@ impl RatioTest {
     pub fn log_e_worse(&self, cfg: &RatioConfig) -> f64 {
         let rel = log_mixture(&WORSE, &self.worse);
         if Self::floor_on(cfg) {
-            rel.min(log_mixture(&FLOOR_WORSE, &self.floor_worse))
+            rel.min(self.floor_worse.log_e())
         } else {
             rel
         }

@@ -11,10 +11,10 @@ use super::verdict::{Metric, Verdict};
 use crate::gates::window::{BINS, BOUNDS_US};
 
 /// SplitMix64: tiny, fast and good enough for simulation.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -24,7 +24,7 @@ impl Rng {
 }
 
 /// The low 21 bits of `bits` as a uniform number in [0, 1).
-fn unit21(bits: u64) -> f64 {
+pub(crate) fn unit21(bits: u64) -> f64 {
     (bits & 0x1F_FFFF) as f64 / f64::from(1u32 << 21)
 }
 
