@@ -20,14 +20,6 @@ use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
 
 mod test_trap;
 
-// The global allocator: talc rather than std's dlmalloc, for a module about
-// 10 KB smaller. A wasm VM is single-threaded, which talc's constructor checks.
-// The request path allocates only the SDK's per-request context and the header
-// values the host copies in; talc serves those from size-class bins.
-#[cfg(target_family = "wasm")]
-#[global_allocator]
-static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
-
 #[allow(unsafe_code)]
 mod entry {
     use super::*;
