@@ -115,9 +115,16 @@ async fn only_workers_that_serve_beat_and_a_stalled_worker_drops_out_of_the_coun
         let total = envoy.stat(&worker_stat(w, "downstream_cx_total")).await;
         assert!(total > 0, "worker {w} got no connection");
     }
-    assert!(wait_for(&envoy, ALIVE, 2.0, Duration::from_secs(3))
-        .await
-        .is_some());
+    // Each serving worker stamps its slot at its next tick; a loaded
+    // machine can delay ticks, so allow a few.
+    assert!(
+        wait_for(&envoy, ALIVE, 2.0, Duration::from_secs(8))
+            .await
+            .is_some(),
+        "alive {:?}, ticks {:?}",
+        gauge(&envoy, ALIVE).await,
+        gauge(&envoy, TICKS).await
+    );
     let beat = gauge(&envoy, HEARTBEAT).await.unwrap();
     assert!(now_s() - beat < 2.5, "heartbeat {beat} is old");
     // Ticks of serving VMs only: 2 per second, not 3.
