@@ -16,6 +16,8 @@ use crate::metrics::{tagged, MAX_VERSIONS, TAG_METRIC, TAG_VERSION, TAG_WINDOW};
 const CAS_ATTEMPTS: usize = 8;
 /// The judge's decision to withdraw, as its gauge value.
 const WITHDRAW: u8 = 3;
+/// The judge's decision while the baseline fails too.
+const HOLD: u8 = 2;
 
 pub const STATE: &str = "canary_gate_state";
 pub const WITHDRAWN: &str = "canary_gate_withdrawn";
@@ -122,6 +124,13 @@ impl Engine {
     ) {
         self.record(g, version, now_ms, o);
         if o.error.is_none() || self.withdrawn || g.judgment.is_none() {
+            return;
+        }
+        // The judge holds because the baseline fails too: a shared incident,
+        // in which canary requests may fail by the hundred. Deciding on each
+        // would cost a shared-data round trip per failure for as long as the
+        // incident lasts; the ticks keep judging meanwhile.
+        if self.judged.as_ref().is_some_and(|j| j.decision == HOLD) {
             return;
         }
         if g.canary_version.as_deref() == Some(version) {

@@ -339,6 +339,36 @@ fn a_shared_incident_holds_with_its_reason_and_withdraws_nothing() {
 }
 
 #[test]
+fn while_the_judge_holds_for_a_shared_incident_failed_canary_requests_skip_the_shared_data() {
+    let canary = Traffic {
+        per_tick: 200,
+        ..INCIDENT
+    };
+    let mut run = Run::new(judged());
+    assert!(!run.until_withdrawn(30, canary, INCIDENT), "{:#?}", run.log);
+    assert_eq!(run.vms[0].judged.as_ref().map(|j| j.decision), Some(2));
+    // Every successful write of the shared entry bumps its CAS token.
+    let writes = |run: &Run| run.store.data["k"].1;
+    let before = writes(&run);
+    let mut failed = 0;
+    for i in 0..200 {
+        let o = canary.outcome(i);
+        failed += u32::from(o.error.is_some());
+        run.vms[0].finish(&run.g, "v2", run.now + i, o, &mut run.store);
+    }
+    assert_eq!(failed, 10);
+    assert_eq!(
+        writes(&run),
+        before,
+        "a failure was decided on while holding"
+    );
+    // The tick still merges and judges.
+    run.second(canary, INCIDENT);
+    assert!(writes(&run) > before);
+    assert!(!run.vms[0].withdrawn());
+}
+
+#[test]
 fn a_tail_only_latency_regression_is_withdrawn() {
     // Same median (18 ms); one canary request in 20 at 150 ms instead of one
     // in 100 at 45 ms: a P99 that more than triples, under the 200 ms trigger.
