@@ -221,6 +221,12 @@ impl TryFrom<RawGates> for Gates {
                     http_5xx_percent_above: Some(1.0),
                     ..RawTrigger::default()
                 },
+                // A canary that fails outright without a 5xx status (resets,
+                // gRPC errors) stops within a few failures too, at any share.
+                RawTrigger {
+                    error_percent_above: Some(5.0),
+                    ..RawTrigger::default()
+                },
             ]
         };
         let mut triggers = vec![];

@@ -16,8 +16,8 @@ use crate::outcome::ErrorKind;
 use crate::testing::{FakeMetrics, FakeStore};
 
 /// The module's gates (1 s tick, 10 s buckets, `minSamples` 100, a 5xx
-/// trigger above 1 % with no `for`, an error trigger above 0.2 % for 5m)
-/// with judgment on at its defaults.
+/// trigger above 1 % and an error trigger above 5 % with no `for`, an error
+/// trigger above 0.2 % for 5m) with judgment on at its defaults.
 fn module_gates() -> Gates {
     gates(r#"{"canaryVersion": "v2", "judgment": {}}"#)
 }
@@ -199,19 +199,27 @@ fn a_canary_answering_every_request_with_a_5xx_is_withdrawn_within_ten_failures_
 }
 
 #[test]
-fn a_canary_resetting_every_request_at_a_fifth_of_the_traffic_is_withdrawn_within_ten_failures() {
-    // No 5xx: only the judge's relative errors test can act.
-    for rate in RATES {
-        let (median, worst) = failures(
-            broken(rate, 0.2, Failure::Reset),
-            1,
-            100,
-            Decide::OnFailures,
-        );
-        assert!(
-            worst <= 10,
-            "{rate} requests/s: worst {worst} (median {median})"
-        );
+fn a_canary_resetting_every_request_is_withdrawn_within_ten_failures_per_sidecar() {
+    // No 5xx: the judge's errors test and the 5 % error trigger's
+    // sequential test can act.
+    for workers in [1, 2] {
+        for share in SHARES {
+            for rate in RATES {
+                let (median, worst) = failures(
+                    broken(rate, share, Failure::Reset),
+                    workers,
+                    100,
+                    Decide::OnFailures,
+                );
+                eprintln!(
+                    "resets, {workers} workers, share {share}, {rate}/s: median {median}, worst {worst}"
+                );
+                assert!(
+                    worst <= 10,
+                    "{workers} workers, share {share}, {rate} requests/s: worst {worst} (median {median})"
+                );
+            }
+        }
     }
 }
 

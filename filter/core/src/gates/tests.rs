@@ -121,6 +121,8 @@ fn the_module_numbers_are_the_defaults() {
         Condition::Status5xxRatioAbove(0.01)
     );
     assert_eq!(g.triggers[2].for_ms, 0);
+    assert_eq!(g.triggers[3].condition, Condition::ErrorRatioAbove(0.05));
+    assert_eq!((g.triggers[3].for_ms, g.triggers.len()), (0, 4));
     assert_eq!(
         (g.burn[0].long_ms, g.burn[0].short_ms, g.burn[0].factor),
         (3_600_000, 300_000, 14.4)
