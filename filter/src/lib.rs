@@ -257,6 +257,12 @@ impl HttpContext for CanaryHttp {
                 &mut HostStore,
             );
         });
+        // A decision taken on this request (rare) is logged now, with it.
+        if let Some(engine) = vm.engine.as_mut() {
+            for line in engine.take_log() {
+                log(LogLevel::Warn, &line);
+            }
+        }
     }
 }
 

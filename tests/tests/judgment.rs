@@ -22,6 +22,9 @@ use canary_e2e::{Behaviour, Client, Envoy, FilterSpec, Req, Sidecar, Stats, Upst
 /// These tests load two cores: run them one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// How long a withdrawal seen in the stats may take to reach the log file.
+const SETTLE: Duration = Duration::from_secs(2);
+
 const CONFIG: &str = r#"{
   "sticky": {"percent": 0, "salt": "judgment-e2e"},
   "gates": {
@@ -174,7 +177,10 @@ async fn a_subtle_error_regression_under_the_absolute_trigger_is_withdrawn() {
         Duration::from_secs(150),
     )
     .await;
-    let log = m.envoy.log();
+    let log = m
+        .envoy
+        .log_once_it_holds("withdrawing cohorts", SETTLE)
+        .await;
     eprintln!(
         "withdrawn after {sent} requests, {} ms; {:?}",
         start.elapsed().as_millis(),
@@ -283,7 +289,10 @@ async fn a_tail_only_latency_regression_is_withdrawn() {
         Duration::from_secs(120),
     )
     .await;
-    let log = m.envoy.log();
+    let log = m
+        .envoy
+        .log_once_it_holds("withdrawing cohorts", SETTLE)
+        .await;
     eprintln!("{sent} requests; {:?}", lines(&log, "canary judge"));
     assert!(withdrawn(&s), "not withdrawn after {sent} requests");
     assert_eq!(verdict(&s, "latency-tail"), Some(2.0));
@@ -351,7 +360,7 @@ async fn a_canary_failing_every_request_at_half_the_traffic_is_withdrawn_within_
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let log = envoy.log();
+    let log = envoy.log_once_it_holds("withdrawing cohorts", SETTLE).await;
     eprintln!(
         "{} requests, {failed_on_canary} failed on the canary before withdrawal, {on_stable} on stable; {:?}",
         records.len(),

@@ -47,8 +47,9 @@ pub struct Engine {
     /// The step the last tick evaluated (`sticky.percent`), for decisions
     /// taken between ticks.
     step_bp: u32,
-    /// Log lines of decisions taken on the request path, for the next tick.
-    pending: Vec<String>,
+    /// Log lines of decisions taken on the request path, until the glue takes
+    /// them ([`Engine::take_log`]) or, failing that, the next tick reports them.
+    decided: Vec<String>,
 }
 
 /// What a tick did, for the root context to log.
@@ -71,7 +72,7 @@ impl Engine {
             last: Vec::new(),
             judged: None,
             step_bp: 0,
-            pending: Vec::new(),
+            decided: Vec::new(),
         }
     }
 
@@ -135,12 +136,21 @@ impl Engine {
         }
         if g.canary_version.as_deref() == Some(version) {
             let report = self.sync(g, self.step_bp, store, now_ms, true);
-            self.pending.extend(report.log);
+            self.decided.extend(report.log);
         }
     }
 
+    /// The log lines of decisions [`Engine::finish`] took, for the glue to
+    /// write right after the request: an operator's timeline then shows the
+    /// withdrawal at the moment it happened, not one tick later, and a reader
+    /// who saw the withdrawal in the stats finds its reason in the log.
+    /// Empty (and allocation-free) on every request that decided nothing.
+    pub fn take_log(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.decided)
+    }
+
     /// One tick: [`Engine::sync`], then the gauges. The report carries the
-    /// log lines of decisions taken on the request path since the last tick.
+    /// log lines of decisions taken on the request path that nobody took.
     pub fn tick(
         &mut self,
         g: &Gates,
@@ -151,8 +161,8 @@ impl Engine {
     ) -> TickReport {
         self.step_bp = step_bp;
         let mut report = self.sync(g, step_bp, store, now_ms, false);
-        if !self.pending.is_empty() {
-            let mut log = std::mem::take(&mut self.pending);
+        if !self.decided.is_empty() {
+            let mut log = std::mem::take(&mut self.decided);
             log.append(&mut report.log);
             report.log = log;
         }

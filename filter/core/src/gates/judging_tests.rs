@@ -469,3 +469,38 @@ fn the_judges_state_travels_in_shared_data_and_restarts_with_a_new_step() {
     let pair = shared(&run.store).pair.unwrap();
     assert_eq!(pair.judge.errors.canary.requests, 0);
 }
+
+#[test]
+fn a_withdrawal_decided_on_a_failed_request_is_logged_with_that_request_and_once() {
+    let clean = Traffic {
+        error_every: 0,
+        ..BASE
+    };
+    let mut run = Run::new(judged());
+    for _ in 0..5 {
+        run.second(clean, clean);
+    }
+    let failing = Outcome {
+        error: Some(ErrorKind::Reset),
+        status_5xx: false,
+        latency_us: 18_000,
+    };
+    let mut lines = Vec::new();
+    for i in 0..50 {
+        run.vms[0].finish(&run.g, "v2", run.now + i, failing, &mut run.store);
+        lines.extend(run.vms[0].take_log());
+        if run.vms[0].withdrawn() {
+            break;
+        }
+    }
+    assert!(run.vms[0].withdrawn(), "{lines:#?}");
+    let withdrawing = |l: &Vec<String>| {
+        l.iter()
+            .filter(|l| l.contains("withdrawing cohorts"))
+            .count()
+    };
+    assert_eq!(withdrawing(&lines), 1, "{lines:#?}");
+    assert!(run.vms[0].take_log().is_empty());
+    let r = run.vms[0].tick(&run.g, 1000, &mut run.store, &mut run.m, run.now + 100);
+    assert_eq!(withdrawing(&r.log), 0, "{:#?}", r.log);
+}
