@@ -162,7 +162,9 @@ async fn the_short_sandbox_shows_what_the_workshop_module_promises() {
     );
     assert_eq!(
         subtle.reason(),
-        "canary significantly worse than baseline: errors"
+        "canary significantly worse than baseline: errors",
+        "{:?}",
+        subtle.log
     );
     assert!(
         !subtle.log.iter().any(|l| l.contains("canary breaks")),

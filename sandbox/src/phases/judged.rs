@@ -137,6 +137,17 @@ async fn drive(
     }
 }
 
+/// The judge's or the canary gate's message in one Envoy log line. Envoy's
+/// prefix names the plugin once for a root context's line and twice for a
+/// stream's (a decision taken on a failed request), so the message is found
+/// by its own first words.
+fn judged_line(l: &str) -> Option<String> {
+    ["canary judge v2 vs v1: ", "canary gate v2: "]
+        .iter()
+        .find_map(|m| l.find(m))
+        .map(|at| l[at..].to_string())
+}
+
 fn gauge(s: &Stats, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     s.matching(name, labels).next().map(|x| x.value)
 }
@@ -185,15 +196,7 @@ async fn scenario(
             )
         })
         .collect();
-    let log = envoy
-        .log()
-        .lines()
-        .filter(|l| l.contains("canary judge v2 vs v1: ") || l.contains("canary gate v2: "))
-        .filter_map(|l| {
-            l.split_once("canary ")
-                .map(|(_, rest)| format!("canary {rest}"))
-        })
-        .collect();
+    let log = envoy.log().lines().filter_map(judged_line).collect();
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let is_withdrawn = withdrawn(&s);
     JudgedResult {
@@ -271,4 +274,27 @@ pub(super) async fn shared_incident(stage: &Stage<'_>, r: &mut Results) {
     .await;
     say_result(stage, &j);
     r.judged.push(j);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::judged_line;
+
+    #[test]
+    fn a_judged_line_is_found_behind_either_of_envoys_prefixes() {
+        let tick = "[..][warning][wasm] [context.cc:1154] wasm log canary: canary gate v2: hold -> rollback (x)";
+        let request = "[..][warning][wasm] [context.cc:1154] wasm log canary canary: canary judge v2 vs v1: wait -> withdraw (y)";
+        assert_eq!(
+            judged_line(tick).as_deref(),
+            Some("canary gate v2: hold -> rollback (x)")
+        );
+        assert_eq!(
+            judged_line(request).as_deref(),
+            Some("canary judge v2 vs v1: wait -> withdraw (y)")
+        );
+        assert_eq!(
+            judged_line("wasm log canary: canary gate v1: pass -> hold"),
+            None
+        );
+    }
 }
