@@ -111,10 +111,10 @@ pub async fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Run {
     }
     for round in 0..opts.rounds {
         let t = Instant::now();
-        // Rotate the order so no case always runs first or after the same one.
         let n = cases.len();
+        let start = first_case(round, opts.rounds, n);
         for k in 0..n {
-            let c = &mut cases[(k + round) % n];
+            let c = &mut cases[(start + k) % n];
             let envoy = &envoys[c.variant];
             match measure(envoy, c.headers, opts.requests).await {
                 Ok(s) => c.samples.push(s),
@@ -142,6 +142,18 @@ pub async fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Run {
     }
 }
 
+/// The case a round starts with. The starts are spread evenly over the
+/// cases, so over the rounds every case is measured early, midway and late
+/// in a round: the machine's speed drifts by tens of percent within a run of
+/// several minutes here, and a rotation by one case per round would leave
+/// most cases at nearly the same place in every round.
+fn first_case(round: usize, rounds: usize, cases: usize) -> usize {
+    if rounds == 0 {
+        return 0;
+    }
+    round * cases / rounds % cases.max(1)
+}
+
 async fn measure(envoy: &Envoy, set: HeaderSet, n: u64) -> Result<Sample, String> {
     let pid = envoy.pid();
     let (envoy0, children0, busy0) = (
@@ -161,4 +173,22 @@ async fn measure(envoy: &Envoy, set: HeaderSet, n: u64) -> Result<Sample, String
         requests_per_second: load.ok as f64 / wall,
         other_cpu_percent: other / wall * 100.0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_case;
+
+    #[test]
+    fn over_the_rounds_each_case_runs_early_midway_and_late_in_a_round() {
+        let (rounds, n) = (5, 27);
+        for case in 0..n {
+            let mut places: Vec<usize> = (0..rounds)
+                .map(|r| (case + n - first_case(r, rounds, n)) % n)
+                .collect();
+            places.sort();
+            assert!(places[0] < n / 4, "case {case}: {places:?}");
+            assert!(places[rounds - 1] >= 3 * n / 4, "case {case}: {places:?}");
+        }
+    }
 }

@@ -386,7 +386,7 @@ pub fn json(run: &Run) -> Value {
             "envoy": "one process per variant, --concurrency 1, pinned to CPU 0; proxied variants route to Istio-named clusters whose endpoint is a second listener of the same Envoy (direct response)",
             "load": "h2load --h1 -c 16 -t 1, pinned to CPU 1",
             "cpu": "Envoy utime+stime from /proc/<pid>/stat over one h2load run, divided by the requests answered 2xx",
-            "order": "all variants started up front; every round measures every case once, rotating the order",
+            "order": "all variants started up front; every round measures every case once, each round starting at a different case, the starts spread evenly",
             "over_bare": "median of per-round differences to bare Envoy on the same path with the same request headers",
             "memory": "wasm linear memories from /proc/<pid>/smaps after the last round",
         },
