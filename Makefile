@@ -40,7 +40,7 @@ test: setup build ## Run every test: core (native, wasm32 under Node), end-to-en
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(WBG_RUNNER) $(CARGO) test -p canary-core --target wasm32-unknown-unknown --lib
 	$(CARGO) test -p canary-e2e
 	$(CARGO) test -p canary-sandbox
-	$(CARGO) test -p canary-installer
+	$(CARGO) test -p canary-installer -p canary-promtext
 
 .PHONY: lint
 lint: setup ## rustfmt check and clippy -D warnings, native and wasm32

@@ -15,8 +15,8 @@ pub mod kubeops;
 pub mod objects;
 pub mod oci;
 pub mod pluginconfig;
-pub mod promtext;
 pub mod rollout;
 pub mod stats;
 
+pub use canary_promtext as promtext;
 pub use error::{report, Error, Result};
