@@ -199,7 +199,7 @@ impl PluginSpec {
     }
 }
 
-/// The VirtualService of the module's Exercises 3-5, routing on the cohort.
+/// The VirtualService of the workshop module's Exercises 3-5, routing on the cohort.
 #[derive(Debug, Clone)]
 pub struct RouteSpec {
     pub name: String,

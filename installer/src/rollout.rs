@@ -13,7 +13,7 @@ pub const STEPS: [u32; 4] = [0, 10, 50, 100];
 pub enum StepMode {
     /// The filter's sticky percentage: a user stays on one version.
     Sticky,
-    /// VirtualService weights per request, as the module's Exercise 4 does.
+    /// VirtualService weights per request, as the workshop module's Exercise 4 does.
     Weights,
 }
 

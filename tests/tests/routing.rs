@@ -1,4 +1,4 @@
-//! Cohort routing in a real Envoy: the module's Exercises 4 and 5 with the
+//! Cohort routing in a real Envoy: the workshop module's Exercises 4 and 5 with the
 //! filter computing the cohort header that routes match on.
 
 use canary_e2e::{Client, Envoy, FilterSpec, Req, Sidecar, Upstream};
