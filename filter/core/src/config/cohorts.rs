@@ -62,6 +62,22 @@ pub enum Test {
     Contains(Vec<u8>),
 }
 
+impl Test {
+    /// Applies the test to the value a rule read (`None` = absent).
+    pub fn holds(&self, value: Option<&[u8]>) -> bool {
+        match (self, value) {
+            (_, None) => false,
+            (Test::Present, Some(_)) => true,
+            (Test::Exact(want), Some(v)) => v == want.as_slice(),
+            (Test::Prefix(p), Some(v)) => v.starts_with(p),
+            // A word of a space-delimited value, as OAuth scopes are written.
+            (Test::Contains(word), Some(v)) => v
+                .split(|b| matches!(b, b' ' | b'\t'))
+                .any(|w| w == word.as_slice()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Match {
     pub source: Source,
@@ -403,5 +419,23 @@ impl TryFrom<RawSticky> for Sticky {
             sticky.salt = s;
         }
         Ok(sticky)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::Test;
+
+    #[test]
+    fn a_rule_test_compares_bytes_exactly() {
+        assert!(Test::Exact(b"internal".to_vec()).holds(Some(b"internal")));
+        assert!(!Test::Exact(b"internal".to_vec()).holds(Some(b"Internal")));
+        assert!(!Test::Exact(b"internal".to_vec()).holds(None));
+        assert!(Test::Prefix(b"int".to_vec()).holds(Some(b"internal")));
+        assert!(Test::Present.holds(Some(b"")));
+        assert!(!Test::Present.holds(None));
     }
 }
