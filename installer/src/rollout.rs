@@ -1,4 +1,4 @@
-//! The module's rollout steps (0 -> 10 -> 50 -> 100 %) and where each step
+//! The workshop module's rollout steps (0 -> 10 -> 50 -> 100 %) and where each step
 //! mode keeps the current one: the filter's sticky percentage, or the
 //! VirtualService's default-route weights.
 

@@ -129,7 +129,7 @@ fn noop_filter(plugin_config: Option<&str>) -> Value {
 }
 
 impl Sidecar {
-    /// The module's Exercise 5 routing on the filter's cohort header
+    /// The workshop module's Exercise 5 routing on the filter's cohort header
     /// (internal, beta and the sticky canary go to v2) over Exercise 4 weights.
     pub fn outbound(
         filter: FilterSpec,
@@ -414,7 +414,7 @@ pub fn merge(base: &mut Value, extra: &Value) {
 }
 
 /// The filter's default work in Lua, the benchmark's comparison without wasm:
-/// the cohort from the module's two headers, the cohort header set for
+/// the cohort from the workshop module's two headers, the cohort header set for
 /// routing, and the version and cohort on the response. Envoy's Lua filter
 /// clears the route cache itself when a script changes request headers (the
 /// benchmark checks that internal requests reach v2). Its API has no upstream

@@ -306,7 +306,7 @@ async fn a_tail_only_latency_regression_is_withdrawn() {
     );
 }
 
-/// The module's gates (1 s tick, `minSamples` 100, the 5xx trigger above 1 %
+/// The workshop module's gates (1 s tick, `minSamples` 100, the 5xx trigger above 1 %
 /// with no `for`) with judgment, and half the users in the sticky canary.
 const HALF: &str = r#"{
   "sticky": {"percent": 50, "salt": "judgment-e2e-half"},

@@ -1,4 +1,4 @@
-//! The `gates` section of pluginConfig. Every number defaults to the module's
+//! The `gates` section of pluginConfig. Every number defaults to the workshop module's
 //! Exercise 8; every duration is configurable so tests can run in seconds.
 
 use super::cohorts::{Cohort, Cohorts, CANARY, STABLE};

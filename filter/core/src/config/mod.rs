@@ -97,7 +97,7 @@ impl Config {
 
     /// Parses and validates a `pluginConfig` as Istio delivers it (JSON text).
     /// Empty or whitespace-only input means the defaults, which reproduce the
-    /// module's Exercise 5 routing headers.
+    /// workshop module's Exercise 5 routing headers.
     pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
         let trimmed = bytes.trim_ascii();
         let raw: RawConfig = if trimmed.is_empty() {

@@ -1,6 +1,6 @@
 //! Turning windows into a verdict: `unknown`, `pass`, `hold` or `rollback`.
 //!
-//! Comparisons are strict, as the module words them ("error rate > 0.2 %"
+//! Comparisons are strict, as the workshop module words them ("error rate > 0.2 %"
 //! triggers, exactly 0.2 % does not; "< 0.05 %" passes, exactly 0.05 % holds).
 //! A window with fewer than `minSamples` requests decides nothing: it can
 //! neither fire a trigger nor pass a gate.

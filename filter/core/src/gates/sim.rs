@@ -15,7 +15,7 @@ use crate::judge::sim::{unit21, Rng};
 use crate::outcome::ErrorKind;
 use crate::testing::{FakeMetrics, FakeStore};
 
-/// The module's gates (1 s tick, 10 s buckets, `minSamples` 100, a 5xx
+/// The workshop module's gates (1 s tick, 10 s buckets, `minSamples` 100, a 5xx
 /// trigger above 1 % and an error trigger above 5 % with no `for`, an error
 /// trigger above 0.2 % for 5m) with judgment on at its defaults.
 fn module_gates() -> Gates {
@@ -223,7 +223,7 @@ fn a_canary_resetting_every_request_is_withdrawn_within_ten_failures_per_sidecar
     }
 }
 
-/// The module's gates with the windowed limits out of reach (`minSamples`
+/// The workshop module's gates with the windowed limits out of reach (`minSamples`
 /// 100,000), so what acts is what this change added: the judge and the
 /// ratio triggers' sequential tests, decided on every failure. (Windowed
 /// limits at the edge of their level withdraw on ticks as they always did.)

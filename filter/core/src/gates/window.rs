@@ -8,7 +8,7 @@
 
 use crate::outcome::ErrorKind;
 
-/// Upper bounds (microseconds, inclusive) of the latency bins. The module's
+/// Upper bounds (microseconds, inclusive) of the latency bins. The workshop module's
 /// thresholds (50, 100, 200 ms) are bounds, and bins are at most ~25 % wide
 /// above 1 ms, so a P99 is within one bin of the truth.
 pub const BOUNDS_US: [u64; 35] = [
