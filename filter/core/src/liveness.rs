@@ -5,7 +5,7 @@
 //! heartbeat it wrote would say nothing about the workers. Here only a VM that
 //! has served traffic beats: on each tick it stamps its own slot in a
 //! shared-data list and writes the heartbeat. A VM names its slot with a
-//! random id of its own rather than one handed out by the list: proxy-wasm
+//! id of its own (the clock's nanoseconds at its first tick) rather than one handed out by the list: proxy-wasm
 //! can only create a shared key without a compare-and-swap, so two VMs that
 //! find the list absent at the same tick both write it, and a counter kept
 //! in the list would give them the same slot (one worker then looks dead). Every VM, the main thread's too,
@@ -112,8 +112,8 @@ pub struct Liveness {
 }
 
 impl Liveness {
-    /// `slot`: an id no other VM of the proxy uses; the glue draws it at
-    /// random when the VM starts.
+    /// `slot`: an id no other VM of the proxy uses; the glue takes the
+    /// clock's nanoseconds at the VM's first tick.
     pub fn new(slot: u32) -> Self {
         Liveness {
             slot,
