@@ -109,6 +109,7 @@ pub async fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Run {
             panic!("{} ({}): {e}", opts.variants[c.variant].id, c.headers.id());
         }
     }
+    let frozen = Frozen::all(&envoys);
     for round in 0..opts.rounds {
         let t = Instant::now();
         let n = cases.len();
@@ -116,7 +117,10 @@ pub async fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Run {
         for k in 0..n {
             let c = &mut cases[(start + k) % n];
             let envoy = &envoys[c.variant];
-            match measure(envoy, c.headers, opts.requests).await {
+            frozen.thaw(envoy).await;
+            let sample = measure(envoy, c.headers, opts.requests).await;
+            frozen.freeze(envoy);
+            match sample {
                 Ok(s) => c.samples.push(s),
                 Err(e) => panic!("{} ({}): {e}", opts.variants[c.variant].id, c.headers.id()),
             }
@@ -128,6 +132,7 @@ pub async fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Run {
             t.elapsed().as_secs_f64()
         ));
     }
+    drop(frozen);
     let memory = envoys
         .iter()
         .map(|e| probe::wasm_memories(e.pid()))
@@ -140,6 +145,61 @@ pub async fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Run {
         cases,
         memory,
     }
+}
+
+/// The variants' Envoys stopped (SIGSTOP) while another one is measured.
+/// All of them are pinned to CPU 0, and an idle Envoy is not idle: its
+/// timers, stats flushes and the filter's ticks ran on the measured Envoy's
+/// CPU and made its cost per request swing by tens of percent between
+/// rounds (a run of all variants read bare Envoy at 102-196 µs, bare Envoy
+/// alone at 86-99). They are resumed when this guard drops, also on a panic.
+struct Frozen<'a>(&'a [Envoy]);
+
+/// How long a resumed Envoy gets to run the timers that fell due while it
+/// was stopped, before its CPU time is read.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
+
+impl<'a> Frozen<'a> {
+    fn all(envoys: &'a [Envoy]) -> Frozen<'a> {
+        for e in envoys {
+            must_signal(e, "STOP");
+        }
+        Frozen(envoys)
+    }
+
+    async fn thaw(&self, envoy: &Envoy) {
+        must_signal(envoy, "CONT");
+        tokio::time::sleep(SETTLE).await;
+    }
+
+    fn freeze(&self, envoy: &Envoy) {
+        must_signal(envoy, "STOP");
+    }
+}
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        // No assert here: this also runs while a panic unwinds, and a
+        // second panic would abort before the Envoys are cleaned up.
+        for e in self.0 {
+            signal(e, "CONT");
+        }
+    }
+}
+
+/// Sends `sig` (a name `kill -s` knows) to the Envoy; says whether it was
+/// delivered.
+fn signal(envoy: &Envoy, sig: &str) -> bool {
+    std::process::Command::new("kill")
+        .args(["-s", sig, &envoy.pid().to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// [`signal`], stopping the bench when it fails: a variant left running, or
+/// left stopped, would distort or stall every later figure.
+fn must_signal(envoy: &Envoy, sig: &str) {
+    assert!(signal(envoy, sig), "kill -s {sig} {} failed", envoy.pid());
 }
 
 /// The case a round starts with. The starts are spread evenly over the

@@ -285,7 +285,7 @@ pub fn markdown(run: &Run) -> String {
     let (other_median, other_max) = run.other_cpu();
     line(&format!(
         "Envoy `--concurrency 1` on CPU 0, `h2load --h1 -c 16` on CPU 1; {} interleaved rounds of {} \
-         requests per case. Envoy CPU (utime+stime) per request: median and \
+         requests per case, the other variants' Envoys stopped (SIGSTOP) while one is measured. Envoy CPU (utime+stime) per request: median and \
          min-max over the rounds; \"over bare\" is the median per-round difference to bare Envoy on the \
          same path with the same request headers. Other processes used {other_median:.1} % of one CPU \
          during the measurements (median; max {other_max:.1} %).",
