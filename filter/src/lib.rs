@@ -49,11 +49,16 @@ fn flush_counts() {
     PENDING.with_borrow_mut(|p| p.flush(&mut HostMetrics));
 }
 
-/// An id for this VM's liveness slot: the clock's nanoseconds when the VM
-/// first ticks. Worker VMs start on their own threads, so two of them
-/// sharing an id would need to read the clock in the same nanosecond. (A
-/// seed from std's `RandomState` would do as well, at 12 KB of module.)
+/// An id for this VM's liveness slot: 32 random bits from the host. Two
+/// workers' VMs start within microseconds of each other, and Envoy's clock
+/// reads in whole microseconds, so an id taken from the clock could repeat
+/// and two workers would share one slot (the count then reads one worker
+/// short). The clock is the fallback only if the host refuses `random_get`.
 fn slot_id() -> u32 {
+    let mut b = [0u8; 4];
+    if getrandom::fill(&mut b).is_ok() {
+        return u32::from_le_bytes(b);
+    }
     let ns = Host.now_nanos();
     (ns ^ (ns >> 32)) as u32
 }

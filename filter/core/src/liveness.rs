@@ -4,15 +4,17 @@
 //! thread. That one configures and ticks but never serves a request, so a
 //! heartbeat it wrote would say nothing about the workers. Here only a VM that
 //! has served traffic beats: on each tick it stamps its own slot in a
-//! shared-data list and writes the heartbeat. A VM names its slot with a
-//! id of its own (the clock's nanoseconds at its first tick) rather than one handed out by the list: proxy-wasm
-//! can only create a shared key without a compare-and-swap, so two VMs that
-//! find the list absent at the same tick both write it, and a counter kept
-//! in the list would give them the same slot (one worker then looks dead). Every VM, the main thread's too,
-//! then reports how many slots were stamped within the last [`STALE_TICKS`]
-//! ticks. When every worker stalls or its VM is gone, the heartbeat stops and
-//! the count (still written by the main thread) reads 0: no data shows as no
-//! data, not as the last good value.
+//! shared-data list and writes the heartbeat. A VM names its slot with an
+//! id of its own (random, from the glue) rather than one handed out by the
+//! list: proxy-wasm can only create a shared key without a compare-and-swap,
+//! so two VMs that find the list absent at the same tick both write it, and a
+//! counter kept in the list would give them the same slot (one worker then
+//! looks dead). Should two VMs still hold one id, the one that finds its
+//! slot stamped with a time it did not write moves to another id. Every VM,
+//! the main thread's too, then reports how many slots were stamped within
+//! the last [`STALE_TICKS`] ticks. When every worker stalls or its VM is
+//! gone, the heartbeat stops and the count (still written by the main thread)
+//! reads 0: no data shows as no data, not as the last good value.
 
 use crate::config::Config;
 use crate::host::{MetricKind, Metrics, SharedStore};
@@ -106,17 +108,20 @@ impl Beats {
 #[derive(Debug)]
 pub struct Liveness {
     slot: u32,
+    /// The stamp this VM last wrote into its slot.
+    last: Option<u64>,
     heartbeat: Option<u32>,
     alive: Option<u32>,
     ticks: Option<u32>,
 }
 
 impl Liveness {
-    /// `slot`: an id no other VM of the proxy uses; the glue takes the
-    /// clock's nanoseconds at the VM's first tick.
+    /// `slot`: an id no other VM of the proxy is likely to use; the glue
+    /// draws it at random.
     pub fn new(slot: u32) -> Self {
         Liveness {
             slot,
+            last: None,
             heartbeat: None,
             alive: None,
             ticks: None,
@@ -147,8 +152,15 @@ impl Liveness {
             beats
                 .slots
                 .retain(|(_, at)| now_ms.saturating_sub(*at) <= forget);
+            if let Some((_, at)) = beats.slots.iter().find(|(s, _)| *s == self.slot) {
+                if Some(*at) != self.last {
+                    // Another VM stamps this slot too: leave it to that one.
+                    self.slot = another_id(self.slot, now_ms, &beats);
+                }
+            }
             beats.stamp(self.slot, now_ms);
             if store.set(KEY, &beats.encode(), cas) {
+                self.last = Some(now_ms);
                 alive = Some(beats.alive(now_ms, stale));
                 break;
             }
@@ -175,6 +187,22 @@ impl Liveness {
             );
         }
         alive
+    }
+}
+
+/// An id no slot in `beats` holds, mixed from the taken one and the time
+/// (SplitMix64's steps), so that two VMs that both move rarely meet again.
+fn another_id(taken: u32, now_ms: u64, beats: &Beats) -> u32 {
+    let mut x = (u64::from(taken) << 32) ^ now_ms;
+    loop {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        let id = (z ^ (z >> 31)) as u32;
+        if !beats.slots.iter().any(|(s, _)| *s == id) {
+            return id;
+        }
     }
 }
 
@@ -309,6 +337,29 @@ mod tests {
         w0.tick(true, 1_000, &mut store, &mut m, 2_000);
         assert_eq!(w1.tick(true, 1_000, &mut store, &mut m, 2_001), Some(2));
         assert_eq!(w0.tick(true, 1_000, &mut store, &mut m, 3_000), Some(2));
+    }
+
+    #[test]
+    fn two_workers_that_drew_the_same_id_end_up_in_two_slots() {
+        let (mut store, mut m) = (FakeStore::default(), FakeMetrics::default());
+        let (mut main, mut w0, mut w1) = (Liveness::new(9), Liveness::new(7), Liveness::new(7));
+        for t in 1..=3u64 {
+            let now = t * 1_000;
+            w0.tick(true, 1_000, &mut store, &mut m, now);
+            w1.tick(true, 1_000, &mut store, &mut m, now + 10);
+        }
+        assert_eq!(main.tick(false, 1_000, &mut store, &mut m, 3_020), Some(2));
+        assert_eq!(w0.tick(true, 1_000, &mut store, &mut m, 4_000), Some(2));
+        let beats = Beats::decode(&store.data[KEY].0).unwrap();
+        assert_eq!(beats.slots.len(), 2);
+        assert!(beats.slots.iter().any(|(s, _)| *s == 7));
+        // A VM that stamped its slot and finds its own stamp stays put.
+        assert_eq!(w1.tick(true, 1_000, &mut store, &mut m, 4_010), Some(2));
+        assert_eq!(Beats::decode(&store.data[KEY].0).unwrap(), {
+            let mut b = beats.clone();
+            b.stamp(w1.slot, 4_010);
+            b
+        });
     }
 
     #[test]
