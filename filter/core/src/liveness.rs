@@ -17,6 +17,7 @@
 //! reads 0: no data shows as no data, not as the last good value.
 
 use crate::config::Config;
+use crate::hash::murmur3_x86_32;
 use crate::host::{MetricKind, Metrics, SharedStore};
 
 pub const HEARTBEAT: &str = "canary_heartbeat_timestamp_seconds";
@@ -190,20 +191,18 @@ impl Liveness {
     }
 }
 
-/// An id no slot in `beats` holds, mixed from the taken one and the time
-/// (SplitMix64's steps), so that two VMs that both move rarely meet again.
+/// An id no slot in `beats` holds, hashed from the taken one and the time
+/// with the sticky bucket's hash, so that two VMs that both move rarely meet
+/// again. Should every try be taken, the id stays until the clash is seen again.
 fn another_id(taken: u32, now_ms: u64, beats: &Beats) -> u32 {
-    let mut x = (u64::from(taken) << 32) ^ now_ms;
-    loop {
-        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = x;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        let id = (z ^ (z >> 31)) as u32;
-        if !beats.slots.iter().any(|(s, _)| *s == id) {
+    let mut id = taken;
+    for _ in 0..=MAX_SLOTS {
+        id = murmur3_x86_32(&now_ms.to_le_bytes(), id);
+        if beats.slots.iter().all(|(s, _)| *s != id) {
             return id;
         }
     }
+    taken
 }
 
 fn define(
