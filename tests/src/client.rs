@@ -19,6 +19,7 @@ pub struct Req {
     pub method: Method,
     pub path: String,
     pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Bytes,
 }
 
 impl Req {
@@ -27,6 +28,16 @@ impl Req {
             method: Method::GET,
             path: path.to_string(),
             headers: vec![],
+            body: Bytes::new(),
+        }
+    }
+
+    /// A POST carrying `body` (Content-Length set from it).
+    pub fn post(path: &str, body: impl Into<Bytes>) -> Req {
+        Req {
+            method: Method::POST,
+            body: body.into(),
+            ..Req::get(path)
         }
     }
 
@@ -46,7 +57,7 @@ impl Req {
                 HeaderValue::from_bytes(v).unwrap(),
             );
         }
-        b.body(Full::new(Bytes::new())).unwrap()
+        b.body(Full::new(self.body.clone())).unwrap()
     }
 }
 

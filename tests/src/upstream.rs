@@ -139,7 +139,12 @@ async fn handle(
     let b = st.behaviour.lock().unwrap().clone();
     let h = req.headers().clone();
     *st.last_headers.lock().unwrap() = Some(h.clone());
-    let _ = req.into_body().collect().await;
+    // How much body arrived, reported back in `x-received-bytes`.
+    let received = req
+        .into_body()
+        .collect()
+        .await
+        .map_or(0, |b| b.to_bytes().len());
 
     let delay = header_num(&h, "x-test-delay-ms")
         .map(Duration::from_millis)
@@ -207,11 +212,18 @@ async fn handle(
     } else {
         b.status
     };
+    // `x-test-body-bytes: N` pads the answer to N bytes: a body that reaches
+    // the client in many chunks.
+    let mut body = format!("{version}\n").into_bytes();
+    if let Some(n) = header_num(&h, "x-test-body-bytes") {
+        body.resize(usize::try_from(n).unwrap_or(0).max(body.len()), b'.');
+    }
     Ok(Response::builder()
         .status(status)
         .header("x-upstream", version)
+        .header("x-received-bytes", received)
         .body(
-            Full::new(Bytes::from(format!("{version}\n")))
+            Full::new(Bytes::from(body))
                 .map_err(|never| match never {})
                 .boxed(),
         )
