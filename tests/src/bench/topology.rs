@@ -206,6 +206,9 @@ async fn check(v: &Variant, envoy: &Envoy, set: HeaderSet) -> Result<(), String>
         let version = match (&v.filter, v.path, cohort) {
             // The probe writes fixed values.
             (Filter::Floor, _, _) => NOOP_FLOOR_VERSION,
+            // Lua has no upstream cluster name: its version follows the cohort.
+            (Filter::Lua, _, "stable") => "v1",
+            (Filter::Lua, _, _) => "v2",
             (_, Path::Direct, _) => "unknown",
             (_, Path::Proxied, "stable") => "v1",
             (_, Path::Proxied, _) => "v2",

@@ -291,6 +291,20 @@ pub fn all() -> Vec<Variant> {
             &[Minimal],
         ),
         Variant::new(
+            "floor-direct",
+            "empty module + the filter's hostcalls for `{}`, direct response",
+            Path::Direct,
+            Filter::Floor,
+            &[Minimal],
+        ),
+        Variant::new(
+            "lua-direct",
+            "Lua doing the filter's default work, direct response",
+            Path::Direct,
+            Filter::Lua,
+            &[Minimal],
+        ),
+        Variant::new(
             "filter-direct",
             "filter, `{}`, direct response",
             Path::Direct,

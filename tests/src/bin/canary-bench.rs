@@ -10,13 +10,14 @@ use canary_e2e::bench::run::{run, Options};
 use canary_e2e::bench::{probe, table, variants};
 
 const HELP: &str = "\
-canary-bench [--rounds N] [--requests N] [--variants ID,ID,...] [--config NAME=JSON]... [--module NAME=PATH]... [--quick] [--out FILE.json]
+canary-bench [--rounds N] [--requests N] [--variants ID,ID,...] [--config NAME=JSON]... [--module NAME=PATH]... [--direct] [--quick] [--out FILE.json]
 
   --rounds N          interleaved rounds (default 7; at least 5 for figures worth quoting)
   --requests N        requests per case and round (default 30000)
   --variants LIST     measure only these variants (comma-separated ids, see below)
   --config NAME=JSON  also measure the filter with this pluginConfig (repeatable)
   --module NAME=PATH  also measure the filter `{}` from this build of the module (repeatable)
+  --direct            measure the --config and --module variants on the direct-response path
   --quick             3 rounds of 5000 requests: checks the setup, figures are rough
   --out FILE.json     write the JSON there and the markdown report next to it (FILE.md)
 
@@ -43,6 +44,7 @@ fn args() -> Args {
     let mut only: Option<String> = None;
     let mut extra = vec![];
     let mut out = None;
+    let mut direct = false;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -63,6 +65,7 @@ fn args() -> Args {
                     .unwrap_or_else(|| fail("--module needs NAME=PATH"));
                 extra.push(variants::other_module(&spec).unwrap_or_else(|e| fail(&e)));
             }
+            "--direct" => direct = true,
             "--quick" => {
                 rounds = 3;
                 requests = 5_000;
@@ -86,6 +89,13 @@ fn args() -> Args {
         Some(ids) => variants::select(variants::all(), ids).unwrap_or_else(|e| fail(&e)),
         None => variants::all(),
     };
+    if direct {
+        for v in &mut extra {
+            v.path = variants::Path::Direct;
+            v.id.push_str("-direct");
+            v.label.push_str(", direct response");
+        }
+    }
     chosen.extend(extra);
     Args {
         opts: Options {
