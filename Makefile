@@ -16,7 +16,8 @@ WASM_OPT_FLAGS := -Oz --converge $(WASM_FEATURES)
 # wasm-metadce, graph in filter/wasm-exports.json). The SDK exports every
 # proxy-wasm callback, and Envoy enters the VM for each one a module exports:
 # without `proxy_on_request_body` a request body never enters the filter,
-# chunk by chunk, to be passed on unread. The dropped dispatch code is about 10 KB.
+# chunk by chunk, to be passed on unread, and without `proxy_on_done` no request
+# ends with a call that does nothing. The dropped dispatch code is about 10 KB.
 WASM_METADCE ?= wasm-metadce
 FILTER_EXPORTS := filter/wasm-exports.json
 WBG_RUNNER := $(CURDIR)/.tools/bin/wasm-bindgen-test-runner

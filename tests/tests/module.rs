@@ -45,7 +45,9 @@ fn module_exports(wasm: &[u8]) -> BTreeSet<String> {
 fn the_release_module_exports_only_the_callbacks_the_filter_implements() {
     let exports = module_exports(&std::fs::read(filter_wasm()).unwrap());
     assert_eq!(exports, kept_exports());
+    // `proxy_on_done` would be called for every request, to do nothing.
     for unused in [
+        "proxy_on_done",
         "proxy_on_request_body",
         "proxy_on_request_trailers",
         "proxy_on_http_call_response",
