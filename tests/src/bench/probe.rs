@@ -23,8 +23,26 @@ fn ticks(fields: &[&str], i: usize) -> f64 {
         .expect("/proc stat field")
 }
 
-/// utime + stime of a process (all its threads), in seconds.
+/// CPU time of a process (all its threads), in seconds: the scheduler's
+/// run time per thread (`/proc/<pid>/task/*/schedstat`, nanoseconds), else
+/// utime + stime (whole ticks of 10 ms). The run time lets a round be short:
+/// 10,000 requests of 30 µs are 300 ms of CPU, which ticks would measure to
+/// only about 3 %.
 pub fn process_cpu(pid: u32) -> f64 {
+    scheduler_run_time(pid).unwrap_or_else(|| process_ticks(pid))
+}
+
+fn scheduler_run_time(pid: u32) -> Option<f64> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let schedstat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        ns += schedstat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(ns as f64 / 1e9)
+}
+
+/// utime + stime of a process (all its threads), in seconds.
+fn process_ticks(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .unwrap_or_else(|e| panic!("/proc/{pid}/stat: {e}"));
     let f = stat_fields(&stat);

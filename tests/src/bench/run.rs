@@ -21,7 +21,8 @@ pub struct Options {
 /// One case measured once.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct Sample {
-    /// Envoy utime+stime over the run divided by the requests answered.
+    /// Envoy CPU time over the run (its threads' scheduler run time)
+    /// divided by the requests answered.
     pub cpu_us_per_request: f64,
     pub requests: u64,
     pub requests_per_second: f64,

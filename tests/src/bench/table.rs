@@ -285,7 +285,7 @@ pub fn markdown(run: &Run) -> String {
     let (other_median, other_max) = run.other_cpu();
     line(&format!(
         "Envoy `--concurrency 1` on CPU 0, `h2load --h1 -c 16` on CPU 1; {} interleaved rounds of {} \
-         requests per case, the other variants' Envoys stopped (SIGSTOP) while one is measured. Envoy CPU (utime+stime) per request: median and \
+         requests per case, the other variants' Envoys stopped (SIGSTOP) while one is measured. Envoy CPU time (the run time of its threads) per request: median and \
          min-max over the rounds; \"over bare\" is the median per-round difference to bare Envoy on the \
          same path with the same request headers. Other processes used {other_median:.1} % of one CPU \
          during the measurements (median; max {other_max:.1} %).",
@@ -385,7 +385,7 @@ pub fn json(run: &Run) -> Value {
         "method": {
             "envoy": "one process per variant, --concurrency 1, pinned to CPU 0; proxied variants route to Istio-named clusters whose endpoint is a second listener of the same Envoy (direct response)",
             "load": "h2load --h1 -c 16 -t 1, pinned to CPU 1",
-            "cpu": "Envoy utime+stime from /proc/<pid>/stat over one h2load run, divided by the requests answered 2xx",
+            "cpu": "Envoy CPU time over one h2load run, divided by the requests answered 2xx: the sum of its threads' run time from /proc/<pid>/task/*/schedstat (nanoseconds)",
             "order": "all variants started up front; every round measures every case once, each round starting at a different case, the starts spread evenly",
             "over_bare": "median of per-round differences to bare Envoy on the same path with the same request headers",
             "memory": "wasm linear memories from /proc/<pid>/smaps after the last round",
