@@ -6,6 +6,8 @@
 //! Ville's inequality then bounds the chance that it *ever* reaches `1/alpha`,
 //! however often it is looked at, so checking every tick costs nothing.
 
+use super::logexp::{exp, ln};
+
 /// One alternative of a discrete mixture: its parameter and prior weight.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Component {
@@ -17,7 +19,7 @@ pub struct Component {
 /// A confidence outside (0, 1) is clamped so the threshold stays finite.
 pub fn log_threshold(confidence: f64) -> f64 {
     let alpha = (1.0 - confidence).clamp(1e-12, 1.0 - 1e-12);
-    -alpha.ln()
+    -ln(alpha)
 }
 
 /// `ln(sum_j w_j * exp(l_j))`: the log of a weighted mixture of likelihood
@@ -31,9 +33,9 @@ pub fn log_mixture(components: &[Component], logs: &[f64]) -> f64 {
     let sum: f64 = components
         .iter()
         .zip(logs)
-        .map(|(c, l)| c.weight * (l - top).exp())
+        .map(|(c, l)| c.weight * exp(l - top))
         .sum();
-    top + sum.ln()
+    top + ln(sum)
 }
 
 /// `count * ln(factor)` without the `0 * -inf = NaN` trap: an outcome that
@@ -42,7 +44,7 @@ pub fn log_term(count: u64, factor: f64) -> f64 {
     if count == 0 {
         0.0
     } else {
-        count as f64 * factor.ln()
+        count as f64 * ln(factor)
     }
 }
 
@@ -55,7 +57,7 @@ pub fn phi(x: f64) -> f64 {
         * (0.254_829_592
             + t * (-0.284_496_736
                 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
-    let erfc = poly * (-z * z).exp();
+    let erfc = poly * exp(-z * z);
     if x >= 0.0 {
         1.0 - erfc / 2.0
     } else {
@@ -77,7 +79,7 @@ pub fn phi(x: f64) -> f64 {
 pub fn log_normal_mixture(s: f64, info: f64, v0: f64) -> f64 {
     let t = info + v0;
     let pos = s.max(0.0);
-    std::f64::consts::LN_2 + 0.5 * (v0 / t).ln() + pos * pos / (2.0 * t) + phi(pos / t.sqrt()).ln()
+    std::f64::consts::LN_2 + 0.5 * ln(v0 / t) + pos * pos / (2.0 * t) + ln(phi(pos / t.sqrt()))
 }
 
 #[cfg(test)]

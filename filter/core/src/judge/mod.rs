@@ -17,6 +17,7 @@
 pub(crate) mod codec;
 pub mod evidence;
 pub mod fleet;
+pub mod logexp;
 pub mod pair;
 pub mod policy;
 pub mod ratio;
