@@ -11,7 +11,7 @@
 
 /// `ln 2` split in two: `k * LN2_HI` is exact for every exponent `k` a double
 /// has, so the reduction loses nothing (the split fdlibm uses).
-const LN2_HI: f64 = 6.931_471_803_691_238_2e-1;
+const LN2_HI: f64 = 6.931_471_803_691_238e-1;
 const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
 
 /// Natural logarithm: `NaN` below 0, `-inf` at 0, `inf` at `inf`.
