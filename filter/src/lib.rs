@@ -74,8 +74,9 @@ impl Context for CanaryRoot {}
 /// root context. Not in `on_done`: the module does not export
 /// `proxy_on_done` (filter/wasm-exports.json), because Envoy would call it
 /// for every request too, only to find nothing to do. (When the whole VM
-/// stops, Envoy drops its stats with it, so these bumps matter only where
-/// another VM of the proxy carries on the same stat names.)
+/// stops, its stats appear to go with it: bumps flushed then did not show in
+/// `/stats` in a test that moved the filter to a new VM. They count where
+/// another root in the same VM, or another VM, carries the stat names on.)
 impl Drop for CanaryRoot {
     fn drop(&mut self) {
         flush_counts();

@@ -32,13 +32,22 @@ pub fn process_cpu(pid: u32) -> f64 {
     scheduler_run_time(pid).unwrap_or_else(|| process_ticks(pid))
 }
 
+/// `None` only where the kernel keeps no schedstat; a thread that ends
+/// while it is being read is skipped, so one reading never mixes methods.
 fn scheduler_run_time(pid: u32) -> Option<f64> {
-    let mut ns = 0u64;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
-        let schedstat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
-        ns += schedstat.split_whitespace().next()?.parse::<u64>().ok()?;
+    let mut ns = None;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let run = std::fs::read_to_string(task.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
+        if let Some(run) = run {
+            ns = Some(ns.unwrap_or(0) + run);
+        }
     }
-    Some(ns as f64 / 1e9)
+    ns.map(|ns| ns as f64 / 1e9)
 }
 
 /// utime + stime of a process (all its threads), in seconds.
