@@ -197,6 +197,24 @@ impl Envoy {
         }
     }
 
+    /// The stats once `holds` accepts them, or as they stand after `within`.
+    /// The filter counts in `on_log`, after the client has its response, and
+    /// histograms merge at the next stats flush: a test reads after both.
+    pub async fn stats_once_they_hold(
+        &self,
+        within: Duration,
+        holds: impl Fn(&Stats) -> bool,
+    ) -> Stats {
+        let deadline = Instant::now() + within;
+        loop {
+            let s = self.stats().await;
+            if holds(&s) || Instant::now() > deadline {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()
     }

@@ -60,14 +60,9 @@ fn state(s: &Stats, version: &str) -> Option<f64> {
 }
 
 async fn wait_for_state(envoy: &Envoy, version: &str, want: f64, within: Duration) -> Stats {
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        let s = envoy.stats().await;
-        if state(&s, version) == Some(want) || std::time::Instant::now() > deadline {
-            return s;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    envoy
+        .stats_once_they_hold(within, |s| state(s, version) == Some(want))
+        .await
 }
 
 /// The first log line containing `needle`, with its time.

@@ -21,16 +21,12 @@ fn reviews(plugin_config: &str, v1: &Upstream, v2: &Upstream) -> Sidecar {
 async fn stats_after(envoy: &Envoy, expected_requests: f64) -> Stats {
     // on_log runs after the response is sent, and histograms are merged at the
     // next stats flush: wait for both.
-    for _ in 0..100 {
-        let s = envoy.stats().await;
-        if s.sum(REQ, &[]) >= expected_requests
-            && s.sum(&format!("{DUR}_count"), &[]) >= expected_requests
-        {
-            return s;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    envoy.stats().await
+    envoy
+        .stats_once_they_hold(Duration::from_secs(2), |s| {
+            s.sum(REQ, &[]) >= expected_requests
+                && s.sum(&format!("{DUR}_count"), &[]) >= expected_requests
+        })
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

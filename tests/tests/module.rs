@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use canary_e2e::paths::{filter_wasm, repo_root};
-use canary_e2e::{Envoy, FilterSpec, Req, Sidecar, Stats, Upstream};
+use canary_e2e::{Envoy, FilterSpec, Req, Sidecar, Upstream};
 
 /// The export names the build keeps: in `filter/wasm-exports.json` (a
 /// wasm-metadce graph), the exports of the nodes a root reaches.
@@ -93,21 +93,6 @@ fn every_callback_the_glue_implements_stays_exported() {
     assert!(implemented >= 6, "the glue's callbacks were not found");
 }
 
-async fn counted(envoy: &Envoy, cohort: &str, class: &str, want: f64) -> Stats {
-    for _ in 0..100 {
-        let s = envoy.stats().await;
-        let n = s.sum(
-            "canary_requests_total",
-            &[("canary_cohort", cohort), ("canary_code_class", class)],
-        );
-        if n >= want {
-            return s;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    envoy.stats().await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_and_response_bodies_pass_whole_and_are_counted_once() {
     let v1 = Upstream::start("v1").await;
@@ -138,7 +123,12 @@ async fn request_and_response_bodies_pass_whole_and_are_counted_once() {
         assert_eq!(r.header("x-canary-version"), Some("v2"));
     }
 
-    let s = counted(&envoy, "beta", "2xx", 3.0).await;
+    let s = envoy
+        .stats_once_they_hold(Duration::from_secs(2), |s| {
+            let beta_2xx = [("canary_cohort", "beta"), ("canary_code_class", "2xx")];
+            s.sum("canary_requests_total", &beta_2xx) >= 3.0
+        })
+        .await;
     assert_eq!(
         s.sum(
             "canary_requests_total",

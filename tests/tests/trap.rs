@@ -10,7 +10,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use canary_e2e::paths::{filter_wasm, trap_filter_wasm, TRAP_HEADER};
 use canary_e2e::traffic::{steady, Population, Record};
-use canary_e2e::{Behaviour, Client, Envoy, FilterSpec, Reply, Req, Route, Sidecar, Upstream};
+use canary_e2e::{
+    Behaviour, Client, Envoy, FilterSpec, Reply, Req, Route, Sidecar, Stats, Upstream,
+};
 
 const CONFIG: &str =
     r#"{"cohorts": [{"name": "beta", "match": [{"header": "beta-user", "exact": "true"}]}]}"#;
@@ -82,21 +84,17 @@ async fn gauge_reads(envoy: &Envoy, name: &str, want: f64) -> bool {
     false
 }
 
-async fn counted(envoy: &Envoy) -> f64 {
-    envoy.stats().await.sum("canary_requests_total", &[])
+fn counted(s: &Stats) -> f64 {
+    s.sum("canary_requests_total", &[])
 }
 
 /// Waits until the filter's request counter shows `n` (it is bumped in
 /// `on_log`, after the client has its response).
 async fn counted_eventually(envoy: &Envoy, n: f64) -> f64 {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let c = counted(envoy).await;
-        if c == n || Instant::now() > deadline {
-            return c;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let s = envoy
+        .stats_once_they_hold(Duration::from_secs(5), |s| counted(s) == n)
+        .await;
+    counted(&s)
 }
 
 /// Serves `n` beta requests through a live filter; a VM loaded less than

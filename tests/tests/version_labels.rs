@@ -48,14 +48,11 @@ async fn ecds_updates_naming_new_versions_never_raise_the_label_count_past_the_c
         }
     }
     let sent = (UPDATES * PER_UPDATE) as f64;
-    let mut s = envoy.stats().await;
-    for _ in 0..100 {
-        if s.sum("canary_requests_total", &[]) >= sent {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        s = envoy.stats().await;
-    }
+    let s = envoy
+        .stats_once_they_hold(Duration::from_secs(2), |s| {
+            s.sum("canary_requests_total", &[]) >= sent
+        })
+        .await;
     // Two workers really served, so two VMs had the chance to admit labels.
     let workers = envoy
         .admin_get("/stats?filter=worker_..downstream_cx_total")
