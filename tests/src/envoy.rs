@@ -186,15 +186,14 @@ impl Envoy {
     /// The log once it holds `needle`, or as it stands after `within`. The
     /// file is flushed every 50 ms, so a line written just before the stats
     /// showed its effect may not be there yet.
-    pub async fn log_once_it_holds(&self, needle: &str, within: std::time::Duration) -> String {
-        let deadline = std::time::Instant::now() + within;
-        loop {
-            let log = self.log();
-            if log.contains(needle) || std::time::Instant::now() > deadline {
-                return log;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
+    pub async fn log_once_it_holds(&self, needle: &str, within: Duration) -> String {
+        once_it_holds(
+            within,
+            Duration::from_millis(25),
+            || async { self.log() },
+            |log: &String| log.contains(needle),
+        )
+        .await
     }
 
     /// The stats once `holds` accepts them, or as they stand after `within`.
@@ -205,14 +204,7 @@ impl Envoy {
         within: Duration,
         holds: impl Fn(&Stats) -> bool,
     ) -> Stats {
-        let deadline = Instant::now() + within;
-        loop {
-            let s = self.stats().await;
-            if holds(&s) || Instant::now() > deadline {
-                return s;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        once_it_holds(within, Duration::from_millis(20), || self.stats(), holds).await
     }
 
     pub fn dir(&self) -> PathBuf {
@@ -272,5 +264,24 @@ impl Envoy {
             }
         }
         Err(format!("no ECDS update within 10 s:\n{}", self.log()))
+    }
+}
+
+/// Reads with `read` every `every` until `holds` accepts a reading or
+/// `within` has passed, and returns the last reading: the caller asserts on
+/// it, so a timeout fails with what was there.
+async fn once_it_holds<T, F: std::future::Future<Output = T>>(
+    within: Duration,
+    every: Duration,
+    mut read: impl FnMut() -> F,
+    holds: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        let reading = read().await;
+        if holds(&reading) || Instant::now() > deadline {
+            return reading;
+        }
+        tokio::time::sleep(every).await;
     }
 }
