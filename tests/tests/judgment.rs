@@ -352,14 +352,9 @@ async fn a_canary_failing_every_request_at_half_the_traffic_is_withdrawn_within_
         .filter(|r| r.upstream.as_deref() == Some("v1"))
         .count();
     // The gauges are written on the tick: poll.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let stats = loop {
-        let st = envoy.stats().await;
-        if withdrawn(&st) || Instant::now() > deadline {
-            break st;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let stats = envoy
+        .stats_once_they_hold(Duration::from_secs(5), withdrawn)
+        .await;
     let log = envoy.log_once_it_holds("withdrawing cohorts", SETTLE).await;
     eprintln!(
         "{} requests, {failed_on_canary} failed on the canary before withdrawal, {on_stable} on stable; {:?}",

@@ -67,21 +67,22 @@ fn served_by_filter(r: &Reply) -> bool {
     r.status == 200 && r.upstream() == Some("v2") && r.header("x-canary-cohort") == Some("beta")
 }
 
-async fn gauge(envoy: &Envoy, name: &str) -> Option<f64> {
-    let s = envoy.stats().await;
+fn gauge_in(s: &Stats, name: &str) -> Option<f64> {
     s.samples.iter().find(|x| x.name == name).map(|x| x.value)
+}
+
+async fn gauge(envoy: &Envoy, name: &str) -> Option<f64> {
+    gauge_in(&envoy.stats().await, name)
 }
 
 /// Waits until gauge `name` reads `want`; whether it did within 6 s.
 async fn gauge_reads(envoy: &Envoy, name: &str, want: f64) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(6);
-    while Instant::now() < deadline {
-        if gauge(envoy, name).await == Some(want) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
+    let reads = |s: &Stats| gauge_in(s, name) == Some(want);
+    reads(
+        &envoy
+            .stats_once_they_hold(Duration::from_secs(6), reads)
+            .await,
+    )
 }
 
 fn counted(s: &Stats) -> f64 {
