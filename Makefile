@@ -81,6 +81,10 @@ BENCH_ARGS ?=
 bench: setup build ## Envoy CPU per request, interleaved rounds: bare, empty module, Lua, the filter's configs; out/bench.json and .md (BENCH_ARGS=--quick, --help)
 	$(CARGO) run -q --release -p canary-e2e --bin canary-bench -- --out out/bench.json $(BENCH_ARGS)
 
+.PHONY: bench-instructions
+bench-instructions: setup build ## Instructions Envoy executes per request (valgrind's callgrind), the same from run to run: the targets' variants; out/bench-instructions.json and .md (about 15 min)
+	$(CARGO) run -q --release -p canary-e2e --bin canary-bench -- --instructions --out out/bench-instructions.json $(BENCH_ARGS)
+
 .PHONY: soak
 soak: setup build ## Bounded soak (not in make test): 10 min at a fixed rate, ECDS updates, 100k users, canary failing halfway; SOAK_ARGS="--duration 2m"
 	$(CARGO) run -q --release -p canary-e2e --bin canary-soak -- $(SOAK_ARGS)

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ENVOY_VERSION=1.40.0
-APT_PACKAGES=(nghttp2-client prometheus docker-registry binaryen)
+APT_PACKAGES=(nghttp2-client prometheus docker-registry binaryen valgrind)
 
 say() { printf '[setup] %s\n' "$*"; }
 
@@ -18,7 +18,8 @@ done
 rustup component list --installed | grep -q '^rust-src' || { say "rust component rust-src"; rustup component add rust-src; }
 
 # Debian packages: h2load for the benchmark, Prometheus and a registry for tests,
-# binaryen (wasm-metadce, wasm-opt) for the release module.
+# binaryen (wasm-metadce, wasm-opt) for the release module, valgrind (callgrind)
+# for the benchmark's instruction meter.
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -30,18 +30,23 @@ impl Drop for Envoy {
 }
 
 /// Envoy on `config` with the shipped stats config merged in, pinned to
-/// `cpu` through taskset when given (the benchmark).
-fn envoy_command(config: &Path, cpu: Option<u32>) -> Command {
-    let mut cmd = match cpu {
-        Some(cpu) => {
-            let mut t = Command::new("taskset");
-            t.arg("-c")
-                .arg(cpu.to_string())
-                .arg(crate::paths::envoy_bin());
-            t
-        }
-        None => Command::new(crate::paths::envoy_bin()),
-    };
+/// `cpu` through taskset when given (the benchmark), under callgrind when
+/// `callgrind` names its output file.
+fn envoy_command(config: &Path, cpu: Option<u32>, callgrind: Option<&Path>) -> Command {
+    let mut words: Vec<std::ffi::OsString> = vec![];
+    if let Some(cpu) = cpu {
+        words.extend(["taskset".into(), "-c".into(), cpu.to_string().into()]);
+    }
+    if let Some(out) = callgrind {
+        words.push("valgrind".into());
+        words.extend(CALLGRIND_ARGS.iter().map(Into::into));
+        let mut file = std::ffi::OsString::from("--callgrind-out-file=");
+        file.push(out);
+        words.push(file);
+    }
+    words.push(crate::paths::envoy_bin().into());
+    let mut cmd = Command::new(&words[0]);
+    cmd.args(&words[1..]);
     cmd.arg("-c").arg(config);
     let stats = crate::paths::stats_config_yaml();
     cmd.arg("--config-yaml").arg(
@@ -50,9 +55,20 @@ fn envoy_command(config: &Path, cpu: Option<u32>) -> Command {
     cmd
 }
 
+/// callgrind for V8: its JIT writes code into anonymous memory, which
+/// valgrind must watch for changes (`--smc-check`); valgrind's own notes on
+/// stderr stay out of the way (`-q`).
+const CALLGRIND_ARGS: &[&str] = &["--tool=callgrind", "--smc-check=all-non-file", "-q"];
+
+/// How long Envoy gets to start: under callgrind, V8 compiling the module
+/// alone takes most of a minute.
+fn start_time(callgrind: bool) -> Duration {
+    Duration::from_secs(if callgrind { 240 } else { 30 })
+}
+
 /// `envoy --mode validate` on a bootstrap (with the shipped stats config merged in).
 pub fn validate(config: &Path) -> Result<(), String> {
-    let out = envoy_command(config, None)
+    let out = envoy_command(config, None, None)
         .args(["--mode", "validate", "--disable-hot-restart", "-l", "error"])
         .output()
         .map_err(|e| e.to_string())?;
@@ -98,7 +114,8 @@ impl Envoy {
         std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
         let admin_path = dir.path().join("admin.txt");
         let log_path = dir.path().join("envoy.log");
-        let mut cmd = envoy_command(&config_path, s.cpu);
+        let callgrind_out = dir.path().join("callgrind.out");
+        let mut cmd = envoy_command(&config_path, s.cpu, s.callgrind.then_some(&*callgrind_out));
         cmd.arg("--disable-hot-restart")
             .arg("--concurrency")
             .arg(s.concurrency.to_string())
@@ -120,13 +137,18 @@ impl Envoy {
             ecds_version: std::sync::atomic::AtomicU64::new(1),
             failure_policy: s.failure_policy,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let within = start_time(s.callgrind);
+        let deadline = Instant::now() + within;
         loop {
             if let Ok(Some(status)) = envoy.child.try_wait() {
                 return Err(format!("Envoy exited with {status}:\n{}", envoy.log()));
             }
             if Instant::now() > deadline {
-                return Err(format!("Envoy not ready after 30 s:\n{}", envoy.log()));
+                return Err(format!(
+                    "Envoy not ready after {} s:\n{}",
+                    within.as_secs(),
+                    envoy.log()
+                ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
             let Ok(admin) = std::fs::read_to_string(&admin_path) else {

@@ -98,6 +98,9 @@ pub struct Sidecar {
     pub concurrency: u32,
     /// Pin Envoy to this CPU (benchmark).
     pub cpu: Option<u32>,
+    /// Run Envoy under `valgrind --tool=callgrind`, which counts the
+    /// instructions it executes (the benchmark's instruction meter).
+    pub callgrind: bool,
     /// HTTP filters placed before the canary filter (e.g. `jwt_authn`).
     pub before_filters: Vec<Value>,
     /// Environment variables of the canary filter's VM (`vmConfig.env`).
@@ -158,6 +161,7 @@ impl Sidecar {
             failure_policy: "FAIL_CLOSED",
             concurrency: 1,
             cpu: None,
+            callgrind: false,
             before_filters: vec![],
             vm_env: vec![],
         }

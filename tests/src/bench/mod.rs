@@ -7,9 +7,11 @@
 //!   the same process;
 //! - [`load`]: h2load on the other CPU;
 //! - [`probe`]: CPU time and wasm memory from /proc, machine facts;
+//! - [`callgrind`]: the instruction meter, Envoy under callgrind;
 //! - [`run`]: all Envoys up front, then interleaved rounds;
 //! - [`table`]: medians, cost over bare Envoy, targets, markdown and JSON.
 
+pub mod callgrind;
 pub mod load;
 pub mod probe;
 pub mod run;

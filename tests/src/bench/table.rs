@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::run::{Case, Run};
+use super::run::{Case, Meter, Run};
 use super::variants::{Filter, HeaderSet};
 
 /// Median of a non-empty slice (mean of the middle two for an even count).
@@ -18,8 +18,25 @@ pub fn median(v: &[f64]) -> f64 {
     }
 }
 
-fn cpu(c: &Case) -> Vec<f64> {
-    c.samples.iter().map(|s| s.cpu_us_per_request).collect()
+fn costs(c: &Case) -> Vec<f64> {
+    c.samples.iter().map(|s| s.cost_per_request).collect()
+}
+
+/// A cost per request as the report writes it: µs with two decimals,
+/// instructions whole with thousands separated; `signed` for a difference.
+fn amount(meter: Meter, x: f64, signed: bool) -> String {
+    match (meter, signed) {
+        (Meter::CpuTime, false) => format!("{x:.2}"),
+        (Meter::CpuTime, true) => format!("{x:+.2}"),
+        (Meter::Instructions, _) => {
+            let sign = match (signed, x < 0.0) {
+                (_, true) => "-",
+                (true, false) => "+",
+                (false, false) => "",
+            };
+            format!("{sign}{}", thousands(x.abs().round() as u64))
+        }
+    }
 }
 
 fn min_max(v: &[f64]) -> (f64, f64) {
@@ -46,9 +63,9 @@ impl Run {
         })
     }
 
-    /// Microseconds of Envoy CPU per request over bare Envoy: the median of
-    /// the per-round differences, so both figures of a pair were measured
-    /// minutes apart at most.
+    /// The cost per request over bare Envoy: the median of the per-round
+    /// differences, so both figures of a pair were measured minutes apart
+    /// at most.
     pub fn over_bare(&self, c: &Case) -> Option<f64> {
         self.over_bare_by_round(c).map(|d| median(&d))
     }
@@ -60,7 +77,7 @@ impl Run {
             .samples
             .iter()
             .zip(&b.samples)
-            .map(|(x, y)| x.cpu_us_per_request - y.cpu_us_per_request)
+            .map(|(x, y)| x.cost_per_request - y.cost_per_request)
             .collect();
         (!d.is_empty()).then_some(d)
     }
@@ -84,7 +101,15 @@ impl Run {
     pub fn targets(&self) -> Vec<Target> {
         use HeaderSet::{Minimal, Realistic};
         let f = self.over("filter", Minimal);
-        // `a` against `b` (both µs over bare): the ratio, and whether it is
+        let (meter, unit) = (self.meter, self.meter.unit());
+        let pair = |a: f64, b: f64| {
+            format!(
+                "{} vs {} {unit}",
+                amount(meter, a, true),
+                amount(meter, b, true)
+            )
+        };
+        // `a` against `b` (both costs over bare): the ratio, and whether it is
         // at most `limit` (no verdict without one); `percent` shows it as a
         // change instead of a factor.
         let ratio = |name: &str,
@@ -101,7 +126,10 @@ impl Run {
                 if b <= 0.0 {
                     return (
                         f64::NAN,
-                        format!("no ratio ({a:+.2} vs {b:+.2} µs: the reference is not above bare in this run)"),
+                        format!(
+                            "no ratio ({}: the reference is not above bare in this run)",
+                            pair(a, b)
+                        ),
                         Verdict::Reported,
                     );
                 }
@@ -125,8 +153,9 @@ impl Run {
                 (
                     r,
                     format!(
-                        "{} ({a:+.2} vs {b:+.2} µs; rounds resampled: {} to {})",
+                        "{} ({}; rounds resampled: {} to {})",
                         shown(r),
+                        pair(a, b),
                         shown(lo),
                         shown(hi)
                     ),
@@ -213,13 +242,20 @@ impl Run {
                 "filter `{}` linear memory per VM",
                 "about 1.1 MiB as before, reported",
                 &["filter"],
-                memory.map(|(kib, vms)| {
-                    (
-                        kib as f64,
-                        format!("{kib} KiB (largest of {vms} VMs)"),
+                match meter {
+                    Meter::CpuTime => memory.map(|(kib, vms)| {
+                        (
+                            kib as f64,
+                            format!("{kib} KiB (largest of {vms} VMs)"),
+                            Verdict::Reported,
+                        )
+                    }),
+                    Meter::Instructions => Some((
+                        f64::NAN,
+                        "not read under callgrind (see make bench)".into(),
                         Verdict::Reported,
-                    )
-                }),
+                    )),
+                },
             ),
         ]
     }
@@ -370,9 +406,17 @@ pub fn markdown(run: &Run) -> String {
     ));
     line("");
     let (other_median, other_max) = run.other_cpu();
+    let what = match run.meter {
+        Meter::CpuTime => "Envoy CPU time (the run time of its threads) per request",
+        Meter::Instructions => {
+            "Instructions Envoy executed per request, counted by `valgrind --tool=callgrind` \
+             (Envoy runs about 50 times slower under it; the count does not depend on what \
+             else the machine does)"
+        }
+    };
     line(&format!(
         "Envoy `--concurrency 1` on CPU 0, `h2load --h1 -c 16` on CPU 1; {} interleaved rounds of {} \
-         requests per case, the other variants' Envoys stopped (SIGSTOP) while one is measured. Envoy CPU time (the run time of its threads) per request: median and \
+         requests per case, the other variants' Envoys stopped (SIGSTOP) while one is measured. {what}: median and \
          min-max over the rounds; \"over bare\" is the median per-round difference to bare Envoy on the \
          same path with the same request headers. Other processes used {other_median:.1} % of one CPU \
          during the measurements (median; max {other_max:.1} %).",
@@ -380,26 +424,35 @@ pub fn markdown(run: &Run) -> String {
         thousands(run.requests)
     ));
     line("");
-    line("| variant | request headers | CPU µs/request | min-max | over bare | requests/s |");
+    let column = match run.meter {
+        Meter::CpuTime => "CPU µs/request",
+        Meter::Instructions => "instructions/request",
+    };
+    line(&format!(
+        "| variant | request headers | {column} | min-max | over bare | requests/s |"
+    ));
     line("|---|---|---:|---:|---:|---:|");
+    let m = run.meter;
     for c in &run.cases {
-        let v = cpu(c);
+        let v = costs(c);
         let (lo, hi) = min_max(&v);
         let rps: Vec<f64> = c.samples.iter().map(|s| s.requests_per_second).collect();
         let over = match run.over_bare(c) {
-            Some(d) if run.variants[c.variant].filter != Filter::None => format!("{d:+.2}"),
+            Some(d) if run.variants[c.variant].filter != Filter::None => amount(m, d, true),
             _ => "-".into(),
         };
         line(&format!(
-            "| {} | {} | {:.2} | {lo:.2}-{hi:.2} | {over} | {} |",
+            "| {} | {} | {} | {}-{} | {over} | {} |",
             run.variants[c.variant].label,
             c.headers.id(),
-            median(&v),
+            amount(m, median(&v), false),
+            amount(m, lo, false),
+            amount(m, hi, false),
             thousands(median(&rps).round() as u64)
         ));
     }
     let wasm: Vec<usize> = (0..run.variants.len())
-        .filter(|i| run.variants[*i].filter.is_wasm())
+        .filter(|i| run.variants[*i].filter.is_wasm() && run.meter == Meter::CpuTime)
         .collect();
     if !wasm.is_empty() {
         line("");
@@ -449,8 +502,8 @@ pub fn json(run: &Run) -> Value {
         .iter()
         .map(|c| {
             let v = &run.variants[c.variant];
-            let cpu = cpu(c);
-            let (lo, hi) = min_max(&cpu);
+            let cost = costs(c);
+            let (lo, hi) = min_max(&cost);
             json!({
                 "variant": v.id,
                 "label": v.label,
@@ -458,8 +511,8 @@ pub fn json(run: &Run) -> Value {
                 "plugin_config": match &v.filter { Filter::Canary(cfg) => Some(cfg), _ => None },
                 "module": v.module.as_ref().map(|m| m.display().to_string()),
                 "headers": c.headers.id(),
-                "cpu_us_per_request": {"median": median(&cpu), "min": lo, "max": hi},
-                "over_bare_us": run.over_bare(c),
+                "cost_per_request": {"median": median(&cost), "min": lo, "max": hi},
+                "over_bare": run.over_bare(c),
                 "rounds": c.samples,
             })
         })
@@ -477,7 +530,11 @@ pub fn json(run: &Run) -> Value {
         "method": {
             "envoy": "one process per variant, --concurrency 1, pinned to CPU 0; proxied variants route to Istio-named clusters whose endpoint is a second listener of the same Envoy (direct response)",
             "load": "h2load --h1 -c 16 -t 1, pinned to CPU 1",
-            "cpu": "Envoy CPU time over one h2load run, divided by the requests answered 2xx: the sum of its threads' run time from /proc/<pid>/task/*/schedstat (nanoseconds)",
+            "cost": match run.meter {
+                Meter::CpuTime => "Envoy CPU time in µs over one h2load run, divided by the requests answered 2xx: the sum of its threads' run time from /proc/<pid>/task/*/schedstat (nanoseconds)",
+                Meter::Instructions => "instructions Envoy executed over one h2load run, divided by the requests answered 2xx: Envoy under valgrind --tool=callgrind, its counters zeroed before and dumped after the run (callgrind_control)",
+            },
+            "unit": run.meter.unit(),
             "order": "all variants started up front; every round measures every case once, each round starting at a different case, the starts spread evenly",
             "over_bare": "median of per-round differences to bare Envoy on the same path with the same request headers",
             "memory": "wasm linear memories from /proc/<pid>/smaps after the last round",
@@ -514,7 +571,7 @@ mod tests {
     fn run_of_variants(ids: &str, rounds: &[&[f64]]) -> Run {
         let vs: Vec<Variant> = variants::select(variants::all(), ids).unwrap();
         let sample = |us: f64| Sample {
-            cpu_us_per_request: us,
+            cost_per_request: us,
             requests: 1000,
             requests_per_second: 1000.0,
             other_cpu_percent: 0.0,
@@ -522,6 +579,7 @@ mod tests {
         Run {
             rounds: rounds.len(),
             requests: 1000,
+            meter: Meter::CpuTime,
             machine: Machine {
                 measured_at: "now".into(),
                 cpus: 2,
@@ -613,6 +671,39 @@ mod tests {
                 .contains("not measured (needs variants filter, floor)"),
             "{}",
             t.line()
+        );
+    }
+
+    #[test]
+    fn instruction_counts_read_as_whole_instructions_in_the_table_and_the_targets() {
+        let mut run = run_of(&[
+            [73_790.4, 91_593.0, 133_266.0],
+            [73_810.0, 91_628.0, 133_271.0],
+        ]);
+        run.meter = Meter::Instructions;
+        let md = markdown(&run);
+        assert!(md.contains("| instructions/request | min-max |"), "{md}");
+        assert!(
+            md.contains("counted by `valgrind --tool=callgrind`"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| filter, `{}` | minimal | 133,269 | 133,266-133,271 | +59,468 |"),
+            "{md}"
+        );
+        let t = empty_module_ratio(&run);
+        assert!(
+            t.line().contains("3.34x (+59,468 vs +17,810 instructions;"),
+            "{}",
+            t.line()
+        );
+        assert_eq!(t.verdict, Some(Verdict::Fail));
+        assert_eq!(json(&run)["method"]["unit"], "instructions");
+        // V8's memories are not where the probe looks under callgrind.
+        assert!(!md.contains("| wasm variant |"), "{md}");
+        assert!(
+            md.contains("linear memory per VM: not read under callgrind"),
+            "{md}"
         );
     }
 

@@ -128,13 +128,15 @@ pub fn free_upstreams() -> Upstreams {
     [("v1", addr(&a)), ("v2", addr(&b))]
 }
 
-/// Starts the variant's Envoy and checks that every header set it will be
-/// measured with gets the expected answer.
-pub async fn start(v: &Variant) -> Envoy {
+/// Starts the variant's Envoy (under callgrind for the instruction meter)
+/// and checks that every header set it will be measured with gets the
+/// expected answer.
+pub async fn start(v: &Variant, callgrind: bool) -> Envoy {
     let mut last = String::new();
     for _ in 0..3 {
         let up = free_upstreams();
-        let s = sidecar(v, &up);
+        let mut s = sidecar(v, &up);
+        s.callgrind = callgrind;
         match Envoy::try_start_edited(&s, |b| edit(v, &up, b)).await {
             Ok(envoy) => {
                 assert!(

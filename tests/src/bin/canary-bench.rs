@@ -6,12 +6,16 @@
 
 use std::path::PathBuf;
 
-use canary_e2e::bench::run::{run, Options};
+use canary_e2e::bench::run::{run, Meter, Options};
 use canary_e2e::bench::{probe, table, variants};
 
 const HELP: &str = "\
-canary-bench [--rounds N] [--requests N] [--variants ID,ID,...] [--config NAME=JSON]... [--module NAME=PATH]... [--direct] [--quick] [--out FILE.json]
+canary-bench [--instructions] [--rounds N] [--requests N] [--variants ID,ID,...] [--config NAME=JSON]... [--module NAME=PATH]... [--direct] [--quick] [--out FILE.json]
 
+  --instructions      count the instructions Envoy executes (under valgrind's callgrind)
+                      instead of its CPU time: the same figures from run to run; defaults
+                      become 3 rounds of 3000 requests and the variants bare, noop, floor,
+                      lua, filter and shipped
   --rounds N          interleaved rounds (default 15; at least 5 for figures worth quoting)
   --requests N        requests per case and round (default 14000)
   --variants LIST     measure only these variants (comma-separated ids, see below)
@@ -22,6 +26,11 @@ canary-bench [--rounds N] [--requests N] [--variants ID,ID,...] [--config NAME=J
   --out FILE.json     write the JSON there and the markdown report next to it (FILE.md)
 
 Variants:";
+
+/// What `--instructions` measures unless `--variants` says otherwise: the
+/// variants the targets compare. Each Envoy under callgrind takes most of a
+/// minute to start.
+const INSTRUCTION_VARIANTS: &str = "bare,noop,floor,lua,filter,shipped";
 
 struct Args {
     opts: Options,
@@ -42,8 +51,9 @@ fn args() -> Args {
     // Many short rounds rather than a few long ones: each case sits closer in
     // time to the bare Envoy it is compared with in its round, and the medians
     // rest on more rounds.
-    let mut rounds = 15;
-    let mut requests = 14_000;
+    let mut rounds = None;
+    let mut requests = None;
+    let mut meter = Meter::CpuTime;
     let mut only: Option<String> = None;
     let mut extra = vec![];
     let mut out = None;
@@ -51,8 +61,9 @@ fn args() -> Args {
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
-            "--rounds" => rounds = number("--rounds", it.next()),
-            "--requests" => requests = number("--requests", it.next()),
+            "--instructions" => meter = Meter::Instructions,
+            "--rounds" => rounds = Some(number("--rounds", it.next())),
+            "--requests" => requests = Some(number("--requests", it.next())),
             "--variants" => {
                 only = Some(it.next().unwrap_or_else(|| fail("--variants needs a list")))
             }
@@ -70,8 +81,8 @@ fn args() -> Args {
             }
             "--direct" => direct = true,
             "--quick" => {
-                rounds = 3;
-                requests = 5_000;
+                rounds = Some(3);
+                requests = Some(5_000);
             }
             "--out" => out = it.next().map(PathBuf::from),
             "-h" | "--help" => {
@@ -85,8 +96,17 @@ fn args() -> Args {
             other => fail(&format!("unknown argument {other}; see --help")),
         }
     }
+    // Under callgrind Envoy runs about 50 times slower, and its counts
+    // barely move between rounds: fewer, shorter rounds say as much.
+    let (rounds, requests) = match meter {
+        Meter::CpuTime => (rounds.unwrap_or(15), requests.unwrap_or(14_000)),
+        Meter::Instructions => (rounds.unwrap_or(3), requests.unwrap_or(3_000)),
+    };
     if rounds == 0 || requests == 0 {
         fail("--rounds and --requests must be at least 1");
+    }
+    if meter == Meter::Instructions && only.is_none() {
+        only = Some(INSTRUCTION_VARIANTS.into());
     }
     let mut chosen = match &only {
         Some(ids) => variants::select(variants::all(), ids).unwrap_or_else(|e| fail(&e)),
@@ -105,6 +125,7 @@ fn args() -> Args {
             rounds,
             requests,
             variants: chosen,
+            meter,
         },
         out,
     }
@@ -120,7 +141,7 @@ async fn main() {
         a.opts.rounds,
         a.opts.requests
     );
-    if a.opts.rounds < 5 {
+    if a.opts.rounds < 5 && a.opts.meter == Meter::CpuTime {
         eprintln!("canary-bench: fewer than 5 rounds: the figures show the setup works, not what things cost");
     }
     // Nothing else should run during a bench: say so when something does.
