@@ -61,7 +61,7 @@ fn envoy_command(config: &Path, cpu: Option<u32>, callgrind: Option<&Path>) -> C
 const CALLGRIND_ARGS: &[&str] = &["--tool=callgrind", "--smc-check=all-non-file", "-q"];
 
 /// How long Envoy gets to start: under callgrind, V8 compiling the module
-/// alone takes most of a minute.
+/// takes about a minute on an idle machine, two or more on a busy one.
 fn start_time(callgrind: bool) -> Duration {
     Duration::from_secs(if callgrind { 240 } else { 30 })
 }

@@ -4,8 +4,9 @@
 //!
 //! Why a second meter: CPU time on these shared 2-CPU machines moves by
 //! ±15 µs per round on the proxied path, so most ratio targets read "within
-//! noise". The instructions Envoy executes for the same requests are the
-//! same from run to run (three rounds of 3,000 requests agree within 0.1 %),
+//! noise". The instructions Envoy executes for the same requests are
+//! nearly the same from run to run (three rounds of 3,000 requests agree
+//! within about 0.5 %, 2 % where the filter's tick work lands in a round),
 //! whatever else the machine does. They are not time: a hostcall that
 //! misses the cache costs more time per instruction than a tight loop. The
 //! two meters together say what a change costs and whether it is real.

@@ -26,7 +26,7 @@ pub enum Meter {
     /// Envoy's CPU time: what the targets are stated in.
     CpuTime,
     /// Instructions Envoy executes, counted by callgrind (see
-    /// [`callgrind`]): the same figure from run to run.
+    /// [`callgrind`]): nearly the same figure from run to run.
     Instructions,
 }
 

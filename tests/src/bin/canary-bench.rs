@@ -13,7 +13,7 @@ const HELP: &str = "\
 canary-bench [--instructions] [--rounds N] [--requests N] [--variants ID,ID,...] [--config NAME=JSON]... [--module NAME=PATH]... [--direct] [--quick] [--out FILE.json]
 
   --instructions      count the instructions Envoy executes (under valgrind's callgrind)
-                      instead of its CPU time: the same figures from run to run; defaults
+                      instead of its CPU time: nearly the same figures from run to run; defaults
                       become 3 rounds of 3000 requests and the variants bare, noop, floor,
                       lua, filter and shipped
   --rounds N          interleaved rounds (default 15; at least 5 for figures worth quoting)
