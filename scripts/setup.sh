@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ENVOY_VERSION=1.40.0
-APT_PACKAGES=(nghttp2-client prometheus docker-registry binaryen valgrind)
+APT_PACKAGES=(nghttp2-client prometheus docker-registry binaryen valgrind util-linux)
 
 say() { printf '[setup] %s\n' "$*"; }
 
@@ -19,7 +19,8 @@ rustup component list --installed | grep -q '^rust-src' || { say "rust component
 
 # Debian packages: h2load for the benchmark, Prometheus and a registry for tests,
 # binaryen (wasm-metadce, wasm-opt) for the release module, valgrind (callgrind)
-# for the benchmark's instruction meter.
+# for the benchmark's instruction meter, util-linux (taskset, setpriv: every
+# Envoy the harness starts dies with it; Debian installs it everywhere).
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -32,8 +32,19 @@ impl Drop for Envoy {
 /// Envoy on `config` with the shipped stats config merged in, pinned to
 /// `cpu` through taskset when given (the benchmark), under callgrind when
 /// `callgrind` names its output file.
+///
+/// Each Envoy gets SIGKILL when the thread that started it ends (`setpriv
+/// --pdeathsig`, util-linux). [`Envoy`]'s `Drop` stops it in the normal
+/// course, but a release build aborts on panic without dropping anything, and
+/// a harness stopped by a signal drops nothing either: without this, every
+/// Envoy it started stays behind, the benchmark's SIGSTOPped ones even after
+/// a Ctrl-C reached their process group. The harness starts Envoys on its
+/// test's thread or a tokio worker, both of which outlive the `Envoy` handle.
 fn envoy_command(config: &Path, cpu: Option<u32>, callgrind: Option<&Path>) -> Command {
-    let mut words: Vec<std::ffi::OsString> = vec![];
+    let mut words: Vec<std::ffi::OsString> = ["setpriv", "--pdeathsig", "KILL", "--"]
+        .into_iter()
+        .map(Into::into)
+        .collect();
     if let Some(cpu) = cpu {
         words.extend(["taskset".into(), "-c".into(), cpu.to_string().into()]);
     }

@@ -46,6 +46,59 @@ fn a_misspelt_bench_config_is_refused_before_any_envoy_starts() {
     assert!(err.contains("metric"), "{err}");
 }
 
+#[test]
+fn a_stopped_envoy_dies_with_the_thread_that_started_it_though_nothing_dropped_it() {
+    // What a panicking release build of the bench does (it aborts, dropping
+    // nothing) to one of its variants, which sits SIGSTOPped while another
+    // is measured.
+    let (pid, dir) = std::thread::spawn(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let v = variants::select(variants::all(), "bare").unwrap().remove(0);
+        let envoy = rt.block_on(topology::start(&v, false));
+        let (pid, dir) = (envoy.pid(), envoy.dir());
+        assert!(kill(pid, "STOP"));
+        std::mem::forget(envoy);
+        (pid, dir)
+    })
+    .join()
+    .unwrap();
+    // Killed if the test fails, and the directory the forgotten handle owned.
+    struct Cleanup(u32, std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            kill(self.0, "KILL");
+            let _ = std::fs::remove_dir_all(&self.1);
+        }
+    }
+    let _cleanup = Cleanup(pid, dir);
+    // Dead means gone, or a zombie: nobody is left to wait for it.
+    let state = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.chars().next()))
+            .flatten()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !matches!(state(), None | Some('Z')) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        matches!(state(), None | Some('Z')),
+        "Envoy {pid} outlived the thread that started it, in state {:?}",
+        state()
+    );
+}
+
+fn kill(pid: u32, sig: &str) -> bool {
+    std::process::Command::new("kill")
+        .args(["-s", sig, &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn another_build_of_the_module_runs_as_its_own_variant_and_a_missing_one_is_refused() {
     let err = variants::other_module("o3=/nonexistent/canary.wasm").unwrap_err();
