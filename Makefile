@@ -82,7 +82,7 @@ bench: setup build ## Envoy CPU per request, interleaved rounds: bare, empty mod
 	$(CARGO) run -q --release -p canary-e2e --bin canary-bench -- --out out/bench.json $(BENCH_ARGS)
 
 .PHONY: bench-instructions
-bench-instructions: setup build ## Instructions Envoy executes per request (valgrind's callgrind), nearly the same from run to run: the targets' variants; out/bench-instructions.json and .md (about 20 min)
+bench-instructions: setup build ## Instructions Envoy executes per request (valgrind's callgrind), nearly the same from run to run: the targets' variants; out/bench-instructions.json and .md (about 15 min)
 	$(CARGO) run -q --release -p canary-e2e --bin canary-bench -- --instructions --out out/bench-instructions.json $(BENCH_ARGS)
 
 .PHONY: soak

@@ -178,6 +178,25 @@ async fn a_tiny_interleaved_run_answers_every_request_and_reads_cpu_and_memory()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_envoy_started_under_callgrind_unpinned_ends_up_with_every_thread_on_cpu_0() {
+    let v = variants::select(variants::all(), "bare").unwrap().remove(0);
+    let envoy = topology::start(&v, true).await;
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", envoy.pid())).unwrap();
+    let mut threads = 0;
+    for t in tasks {
+        let status = std::fs::read_to_string(t.unwrap().path().join("status")).unwrap();
+        let cpus = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .map(str::trim);
+        assert_eq!(cpus, Some("0"), "{status}");
+        threads += 1;
+    }
+    // Envoy's main thread, a worker and more (valgrind runs them all).
+    assert!(threads > 2, "{threads} threads");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_instruction_meter_counts_nearly_the_same_instructions_in_every_round() {
     // Bare Envoy: no V8 to start under callgrind, so this stays short.
     let mut chosen = variants::select(variants::all(), "bare").unwrap();

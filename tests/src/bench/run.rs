@@ -110,11 +110,17 @@ pub async fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Run {
         }
     }
     let machine = Machine::now();
-    let mut envoys: Vec<Envoy> = vec![];
-    for v in &opts.variants {
-        progress(&format!("starting {} ({})", v.id, v.label));
-        envoys.push(topology::start(v, opts.meter == Meter::Instructions).await);
-    }
+    let envoys = match opts.meter {
+        Meter::CpuTime => {
+            let mut envoys: Vec<Envoy> = vec![];
+            for v in &opts.variants {
+                progress(&format!("starting {} ({})", v.id, v.label));
+                envoys.push(topology::start(v, false).await);
+            }
+            envoys
+        }
+        Meter::Instructions => start_under_callgrind(&opts.variants, &mut progress).await,
+    };
     let mut cases: Vec<Case> = vec![];
     for (i, v) in opts.variants.iter().enumerate() {
         for set in &v.header_sets {
@@ -176,6 +182,47 @@ pub async fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Run {
         cases,
         memory,
     }
+}
+
+/// Starts the variants' Envoys under callgrind, as many at once as there
+/// are CPUs: each one's start is a minute or two of V8 compiling on one
+/// thread (valgrind runs one thread at a time), which one after another on
+/// CPU 0 made most of a run's time. Each is pinned to CPU 0 once it serves.
+async fn start_under_callgrind(
+    variants: &[Variant],
+    progress: &mut impl FnMut(&str),
+) -> Vec<Envoy> {
+    let at_once = probe::cpus().max(1);
+    progress(&format!(
+        "starting {} Envoys under callgrind, {at_once} at a time",
+        variants.len()
+    ));
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(at_once));
+    let mut starting = tokio::task::JoinSet::new();
+    for (i, v) in variants.iter().cloned().enumerate() {
+        let permits = permits.clone();
+        starting.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            (i, topology::start(&v, true).await)
+        });
+    }
+    let mut started: Vec<Option<Envoy>> = variants.iter().map(|_| None).collect();
+    while let Some(done) = starting.join_next().await {
+        match done {
+            Ok((i, envoy)) => {
+                progress(&format!(
+                    "started {} ({})",
+                    variants[i].id, variants[i].label
+                ));
+                started[i] = Some(envoy);
+            }
+            // A variant that did not start stops the bench with its message;
+            // the other starts are dropped with the set.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => panic!("starting an Envoy: {e}"),
+        }
+    }
+    started.into_iter().flatten().collect()
 }
 
 /// The variants' Envoys stopped (SIGSTOP) while another one is measured.

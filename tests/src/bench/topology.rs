@@ -137,12 +137,20 @@ pub async fn start(v: &Variant, callgrind: bool) -> Envoy {
         let up = free_upstreams();
         let mut s = sidecar(v, &up);
         s.callgrind = callgrind;
+        // Under callgrind V8 takes a minute or two of CPU to start: the bench
+        // starts Envoys side by side on every CPU and pins each once it serves.
+        if callgrind {
+            s.cpu = None;
+        }
         match Envoy::try_start_edited(&s, |b| edit(v, &up, b)).await {
             Ok(envoy) => {
                 assert!(
                     up.iter().all(|(_, a)| a.port() != envoy.listener.port()),
                     "the sidecar listener must be the first one"
                 );
+                if callgrind {
+                    pin_to_cpu_0(&envoy);
+                }
                 for set in &v.header_sets {
                     if let Err(e) = check(v, &envoy, *set).await {
                         panic!("variant {} ({}): {e}\n{}", v.id, set.id(), envoy.log());
@@ -154,6 +162,21 @@ pub async fn start(v: &Variant, callgrind: bool) -> Envoy {
         }
     }
     panic!("variant {}: Envoy did not start:\n{last}", v.id)
+}
+
+/// Pins every thread of a running Envoy to CPU 0, where [`sidecar`] pins
+/// the ones the bench starts pinned. Threads started later inherit it.
+fn pin_to_cpu_0(envoy: &Envoy) {
+    let out = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", "0", &envoy.pid().to_string()])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run taskset (run `make setup`): {e}"));
+    assert!(
+        out.status.success(),
+        "taskset -a -p -c 0 {}: {}",
+        envoy.pid(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The subset a request with `set` must reach: v2 when a cohort rule claims
