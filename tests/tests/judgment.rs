@@ -135,6 +135,18 @@ async fn drive(
     (stats, next.load(Ordering::Relaxed))
 }
 
+/// The stats once the ticks after the last request have exported. The
+/// sample that showed the withdrawal can be torn: the worker's tick sets
+/// each gauge with its own hostcall while the admin handler reads them one
+/// by one on the main thread, so a read can pair a metric's new verdict with
+/// its old evidence. The traffic has stopped (`drive` returned), so later
+/// ticks export the same judgment again and a read after them is whole.
+async fn settled(envoy: &Envoy) -> Stats {
+    // Three ticks of CONFIG's 200 ms.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    envoy.stats().await
+}
+
 fn gauge(s: &Stats, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     s.matching(name, labels).next().map(|x| x.value)
 }
@@ -169,7 +181,7 @@ async fn a_subtle_error_regression_under_the_absolute_trigger_is_withdrawn() {
         ..CLEAN
     };
     let start = Instant::now();
-    let (s, sent) = drive(
+    let (_, sent) = drive(
         &m.envoy,
         canary,
         baseline,
@@ -177,6 +189,7 @@ async fn a_subtle_error_regression_under_the_absolute_trigger_is_withdrawn() {
         Duration::from_secs(150),
     )
     .await;
+    let s = settled(&m.envoy).await;
     let log = m
         .envoy
         .log_once_it_holds("withdrawing cohorts", SETTLE)
@@ -281,7 +294,7 @@ async fn a_tail_only_latency_regression_is_withdrawn() {
         slow_ms: 40,
         ..CLEAN
     };
-    let (s, sent) = drive(
+    let (_, sent) = drive(
         &m.envoy,
         canary,
         baseline,
@@ -289,6 +302,7 @@ async fn a_tail_only_latency_regression_is_withdrawn() {
         Duration::from_secs(120),
     )
     .await;
+    let s = settled(&m.envoy).await;
     let log = m
         .envoy
         .log_once_it_holds("withdrawing cohorts", SETTLE)
