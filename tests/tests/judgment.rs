@@ -135,16 +135,23 @@ async fn drive(
     (stats, next.load(Ordering::Relaxed))
 }
 
-/// The stats once the ticks after the last request have exported. The
-/// sample that showed the withdrawal can be torn: the worker's tick sets
-/// each gauge with its own hostcall while the admin handler reads them one
-/// by one on the main thread, so a read can pair a metric's new verdict with
-/// its old evidence. The traffic has stopped (`drive` returned), so later
-/// ticks export the same judgment again and a read after them is whole.
-async fn settled(envoy: &Envoy) -> Stats {
-    // Three ticks of CONFIG's 200 ms.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    envoy.stats().await
+/// The stats once the canary's verdict on `metric` reads `worse`. The gate
+/// exports its gauges on the tick, one hostcall each, while the admin
+/// handler reads them one after another, so the sample that first shows the
+/// withdrawal may predate the verdict written in the same tick. A `worse`
+/// verdict is kept once reached: polling for it ends on a whole export.
+async fn worse(envoy: &Envoy, metric: &str) -> Stats {
+    envoy
+        .stats_once_they_hold(SETTLE, |s| verdict(s, metric) == Some(2.0))
+        .await
+}
+
+/// The evidence for `worse` and the threshold a judge log line names.
+fn evidence_in(line: &str) -> Option<(f64, f64)> {
+    let after = |key: &str, end: char| -> Option<f64> {
+        line.split(key).nth(1)?.split(end).next()?.parse().ok()
+    };
+    Some((after("evidence worse ", ',')?, after("threshold ", ';')?))
 }
 
 fn gauge(s: &Stats, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
@@ -189,7 +196,7 @@ async fn a_subtle_error_regression_under_the_absolute_trigger_is_withdrawn() {
         Duration::from_secs(150),
     )
     .await;
-    let s = settled(&m.envoy).await;
+    let s = worse(&m.envoy, "errors").await;
     let log = m
         .envoy
         .log_once_it_holds("withdrawing cohorts", SETTLE)
@@ -205,18 +212,20 @@ async fn a_subtle_error_regression_under_the_absolute_trigger_is_withdrawn() {
         gauge(&s, "canary_judge_decision", &[("canary_version", "v2")]),
         Some(3.0)
     );
-    assert!(
-        gauge(
-            &s,
-            "canary_judge_evidence_worse_milli",
-            &[("canary_version", "v2"), ("canary_metric", "errors")]
-        ) >= Some(4_605.0)
+    // The evidence gauge reads the evidence now; the verdict stays `worse`
+    // while later requests may lower it. The decision's evidence is in its
+    // log line.
+    let now = gauge(
+        &s,
+        "canary_judge_evidence_worse_milli",
+        &[("canary_version", "v2"), ("canary_metric", "errors")],
     );
-    assert_eq!(
-        lines(&log, "canary judge v2 vs v1: errors inconclusive -> worse").len(),
-        1,
-        "one line per verdict change"
-    );
+    eprintln!("evidence for worse now: {now:?} (milli)");
+    assert!(now.is_some());
+    let change = lines(&log, "canary judge v2 vs v1: errors inconclusive -> worse");
+    assert_eq!(change.len(), 1, "one line per verdict change: {change:?}");
+    let (evidence, threshold) = evidence_in(change[0]).unwrap();
+    assert!(evidence >= threshold, "{}", change[0]);
     let rollback = lines(&log, "canary gate v2: ");
     assert!(
         rollback
@@ -302,7 +311,7 @@ async fn a_tail_only_latency_regression_is_withdrawn() {
         Duration::from_secs(120),
     )
     .await;
-    let s = settled(&m.envoy).await;
+    let s = worse(&m.envoy, "latency-tail").await;
     let log = m
         .envoy
         .log_once_it_holds("withdrawing cohorts", SETTLE)
