@@ -35,11 +35,14 @@ fn filter_spec(v: &Variant) -> FilterSpec {
 /// The subsets and their upstream listeners' addresses.
 pub type Upstreams = [(&'static str, SocketAddr); 2];
 
+/// The CPU every variant's Envoy runs on (h2load runs on CPU 1).
+pub const ENVOY_CPU: u32 = 0;
+
 /// The sidecar half of a variant: `--concurrency 1` pinned to CPU 0, the
 /// module's routes (named cohorts to v2, the rest to v1).
 pub fn sidecar(v: &Variant, up: &Upstreams) -> Sidecar {
     let mut s = Sidecar::outbound(filter_spec(v), up, &[("v1", 100), ("v2", 0)]);
-    s.cpu = Some(0);
+    s.cpu = Some(ENVOY_CPU);
     s.concurrency = 1;
     s
 }
@@ -149,7 +152,7 @@ pub async fn start(v: &Variant, callgrind: bool) -> Envoy {
                     "the sidecar listener must be the first one"
                 );
                 if callgrind {
-                    pin_to_cpu_0(&envoy);
+                    pin(&envoy);
                 }
                 for set in &v.header_sets {
                     if let Err(e) = check(v, &envoy, *set).await {
@@ -164,17 +167,17 @@ pub async fn start(v: &Variant, callgrind: bool) -> Envoy {
     panic!("variant {}: Envoy did not start:\n{last}", v.id)
 }
 
-/// Pins every thread of a running Envoy to CPU 0, where [`sidecar`] pins
-/// the ones the bench starts pinned. Threads started later inherit it.
-fn pin_to_cpu_0(envoy: &Envoy) {
+/// Pins every thread of a running Envoy to [`ENVOY_CPU`], where [`sidecar`]
+/// pins the ones the bench starts pinned. Threads started later inherit it.
+fn pin(envoy: &Envoy) {
+    let (cpu, pid) = (ENVOY_CPU.to_string(), envoy.pid().to_string());
     let out = std::process::Command::new("taskset")
-        .args(["-a", "-p", "-c", "0", &envoy.pid().to_string()])
+        .args(["-a", "-p", "-c", &cpu, &pid])
         .output()
         .unwrap_or_else(|e| panic!("cannot run taskset (run `make setup`): {e}"));
     assert!(
         out.status.success(),
-        "taskset -a -p -c 0 {}: {}",
-        envoy.pid(),
+        "taskset -a -p -c {cpu} {pid}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
