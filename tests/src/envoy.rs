@@ -29,9 +29,8 @@ impl Drop for Envoy {
     }
 }
 
-/// Envoy on `config` with the shipped stats config merged in, pinned to
-/// `cpu` through taskset when given (the benchmark), under callgrind when
-/// `callgrind` names its output file.
+/// Envoy on `config` with the shipped stats config merged in, under
+/// callgrind when `callgrind` names its output file.
 ///
 /// Each Envoy gets SIGKILL when the thread that started it ends (`setpriv
 /// --pdeathsig`, util-linux). [`Envoy`]'s `Drop` stops it in the normal
@@ -40,14 +39,11 @@ impl Drop for Envoy {
 /// Envoy it started stays behind, the benchmark's SIGSTOPped ones even after
 /// a Ctrl-C reached their process group. The harness starts Envoys on its
 /// test's thread or a tokio worker, both of which outlive the `Envoy` handle.
-fn envoy_command(config: &Path, cpu: Option<u32>, callgrind: Option<&Path>) -> Command {
+fn envoy_command(config: &Path, callgrind: Option<&Path>) -> Command {
     let mut words: Vec<std::ffi::OsString> = ["setpriv", "--pdeathsig", "KILL", "--"]
         .into_iter()
         .map(Into::into)
         .collect();
-    if let Some(cpu) = cpu {
-        words.extend(["taskset".into(), "-c".into(), cpu.to_string().into()]);
-    }
     if let Some(out) = callgrind {
         words.push("valgrind".into());
         words.extend(CALLGRIND_ARGS.iter().map(Into::into));
@@ -79,7 +75,7 @@ fn start_time(callgrind: bool) -> Duration {
 
 /// `envoy --mode validate` on a bootstrap (with the shipped stats config merged in).
 pub fn validate(config: &Path) -> Result<(), String> {
-    let out = envoy_command(config, None, None)
+    let out = envoy_command(config, None)
         .args(["--mode", "validate", "--disable-hot-restart", "-l", "error"])
         .output()
         .map_err(|e| e.to_string())?;
@@ -126,7 +122,7 @@ impl Envoy {
         let admin_path = dir.path().join("admin.txt");
         let log_path = dir.path().join("envoy.log");
         let callgrind_out = dir.path().join("callgrind.out");
-        let mut cmd = envoy_command(&config_path, s.cpu, s.callgrind.then_some(&*callgrind_out));
+        let mut cmd = envoy_command(&config_path, s.callgrind.then_some(&*callgrind_out));
         cmd.arg("--disable-hot-restart")
             .arg("--concurrency")
             .arg(s.concurrency.to_string())

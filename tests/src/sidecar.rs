@@ -96,8 +96,6 @@ pub struct Sidecar {
     pub route_extra: Value,
     pub failure_policy: &'static str,
     pub concurrency: u32,
-    /// Pin Envoy to this CPU (benchmark).
-    pub cpu: Option<u32>,
     /// Run Envoy under `valgrind --tool=callgrind`, which counts the
     /// instructions it executes (the benchmark's instruction meter).
     pub callgrind: bool,
@@ -160,7 +158,6 @@ impl Sidecar {
             route_extra: json!({}),
             failure_policy: "FAIL_CLOSED",
             concurrency: 1,
-            cpu: None,
             callgrind: false,
             before_filters: vec![],
             vm_env: vec![],

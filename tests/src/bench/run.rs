@@ -110,17 +110,12 @@ pub async fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Run {
         }
     }
     let machine = Machine::now();
-    let envoys = match opts.meter {
-        Meter::CpuTime => {
-            let mut envoys: Vec<Envoy> = vec![];
-            for v in &opts.variants {
-                progress(&format!("starting {} ({})", v.id, v.label));
-                envoys.push(topology::start(v, false).await);
-            }
-            envoys
-        }
-        Meter::Instructions => start_under_callgrind(&opts.variants, &mut progress).await,
-    };
+    let envoys = start_all(
+        &opts.variants,
+        opts.meter == Meter::Instructions,
+        &mut progress,
+    )
+    .await;
     let mut cases: Vec<Case> = vec![];
     for (i, v) in opts.variants.iter().enumerate() {
         for set in &v.header_sets {
@@ -184,18 +179,21 @@ pub async fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Run {
     }
 }
 
-/// Starts the variants' Envoys under callgrind, as many at once as there
-/// are CPUs: each one's start is a minute or two of V8 compiling on one
-/// thread (valgrind runs one thread at a time), which one after another on
-/// CPU 0 made most of a run's time. Each is pinned to CPU 0 once it serves.
-async fn start_under_callgrind(
+/// Starts the variants' Envoys (under callgrind for the instruction meter),
+/// as many at once as there are CPUs: under callgrind each one's start is a
+/// minute or two of V8 compiling on one thread (valgrind runs one thread at
+/// a time), which one after another on CPU 0 made most of a run's time.
+/// [`topology::start`] pins each to CPU 0 once it serves.
+async fn start_all(
     variants: &[Variant],
+    callgrind: bool,
     progress: &mut impl FnMut(&str),
 ) -> Vec<Envoy> {
     let at_once = probe::cpus().max(1);
     progress(&format!(
-        "starting {} Envoys under callgrind, {at_once} at a time",
-        variants.len()
+        "starting {} Envoys{}, {at_once} at a time",
+        variants.len(),
+        if callgrind { " under callgrind" } else { "" }
     ));
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(at_once));
     let mut starting = tokio::task::JoinSet::new();
@@ -203,7 +201,7 @@ async fn start_under_callgrind(
         let permits = permits.clone();
         starting.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            (i, topology::start(&v, true).await)
+            (i, topology::start(&v, callgrind).await)
         });
     }
     let mut started: Vec<Option<Envoy>> = variants.iter().map(|_| None).collect();

@@ -38,11 +38,10 @@ pub type Upstreams = [(&'static str, SocketAddr); 2];
 /// The CPU every variant's Envoy runs on (h2load runs on CPU 1).
 pub const ENVOY_CPU: u32 = 0;
 
-/// The sidecar half of a variant: `--concurrency 1` pinned to CPU 0, the
-/// module's routes (named cohorts to v2, the rest to v1).
+/// The sidecar half of a variant: `--concurrency 1`, the module's routes
+/// (named cohorts to v2, the rest to v1). [`start`] pins it to [`ENVOY_CPU`].
 pub fn sidecar(v: &Variant, up: &Upstreams) -> Sidecar {
     let mut s = Sidecar::outbound(filter_spec(v), up, &[("v1", 100), ("v2", 0)]);
-    s.cpu = Some(ENVOY_CPU);
     s.concurrency = 1;
     s
 }
@@ -131,29 +130,24 @@ pub fn free_upstreams() -> Upstreams {
     [("v1", addr(&a)), ("v2", addr(&b))]
 }
 
-/// Starts the variant's Envoy (under callgrind for the instruction meter)
-/// and checks that every header set it will be measured with gets the
-/// expected answer.
+/// Starts the variant's Envoy (under callgrind for the instruction meter),
+/// pins it to [`ENVOY_CPU`] once it serves, and checks that every header set
+/// it will be measured with gets the expected answer. It starts unpinned so
+/// that several can start side by side: under callgrind each start is a
+/// minute or two of V8 compiling.
 pub async fn start(v: &Variant, callgrind: bool) -> Envoy {
     let mut last = String::new();
     for _ in 0..3 {
         let up = free_upstreams();
         let mut s = sidecar(v, &up);
         s.callgrind = callgrind;
-        // Under callgrind V8 takes a minute or two of CPU to start: the bench
-        // starts Envoys side by side on every CPU and pins each once it serves.
-        if callgrind {
-            s.cpu = None;
-        }
         match Envoy::try_start_edited(&s, |b| edit(v, &up, b)).await {
             Ok(envoy) => {
                 assert!(
                     up.iter().all(|(_, a)| a.port() != envoy.listener.port()),
                     "the sidecar listener must be the first one"
                 );
-                if callgrind {
-                    pin(&envoy);
-                }
+                pin(&envoy);
                 for set in &v.header_sets {
                     if let Err(e) = check(v, &envoy, *set).await {
                         panic!("variant {} ({}): {e}\n{}", v.id, set.id(), envoy.log());
@@ -167,8 +161,8 @@ pub async fn start(v: &Variant, callgrind: bool) -> Envoy {
     panic!("variant {}: Envoy did not start:\n{last}", v.id)
 }
 
-/// Pins every thread of a running Envoy to [`ENVOY_CPU`], where [`sidecar`]
-/// pins the ones the bench starts pinned. Threads started later inherit it.
+/// Pins every thread of a running Envoy to [`ENVOY_CPU`]. Threads started
+/// later inherit it.
 fn pin(envoy: &Envoy) {
     let (cpu, pid) = (ENVOY_CPU.to_string(), envoy.pid().to_string());
     let out = std::process::Command::new("taskset")
