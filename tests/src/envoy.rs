@@ -75,19 +75,17 @@ fn start_time(callgrind: bool) -> Duration {
 
 /// `envoy --mode validate` on a bootstrap (with the shipped stats config merged in).
 pub fn validate(config: &Path) -> Result<(), String> {
-    let out = envoy_command(config, None)
-        .args(["--mode", "validate", "--disable-hot-restart", "-l", "error"])
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
+    crate::command::run(
+        envoy_command(config, None).args([
+            "--mode",
+            "validate",
+            "--disable-hot-restart",
+            "-l",
+            "error",
+        ]),
+        "envoy (run `make setup`)",
+    )
+    .map(drop)
 }
 
 impl Envoy {

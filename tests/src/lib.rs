@@ -10,6 +10,7 @@
 pub mod bench;
 pub mod certs;
 pub mod client;
+pub mod command;
 pub mod envoy;
 pub mod jwt;
 pub mod paths;

@@ -119,19 +119,18 @@ pub fn trap_filter_wasm() -> PathBuf {
             let root = repo_root();
             let target_dir = root.join("target/test-trap");
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let out = std::process::Command::new(cargo)
-                .current_dir(&root)
-                .args(["build", "-q", "-p", "canary-filter", "--release"])
-                .args(["--target", "wasm32-wasip1", "--features", "test-trap"])
-                .arg("--target-dir")
-                .arg(&target_dir)
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run cargo for the test-trap build: {e}"));
-            assert!(
-                out.status.success(),
-                "the test-trap build of the filter failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
+            let built = crate::command::run(
+                std::process::Command::new(cargo)
+                    .current_dir(&root)
+                    .args(["build", "-q", "-p", "canary-filter", "--release"])
+                    .args(["--target", "wasm32-wasip1", "--features", "test-trap"])
+                    .arg("--target-dir")
+                    .arg(&target_dir),
+                "cargo for the test-trap build",
             );
+            if let Err(e) = built {
+                panic!("the test-trap build of the filter failed:\n{e}");
+            }
             target_dir.join("wasm32-wasip1/release/canary_filter.wasm")
         })
         .clone()

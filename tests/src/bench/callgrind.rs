@@ -33,19 +33,12 @@ pub fn dump(pid: u32, dir: &Path) -> Result<u64, String> {
 }
 
 fn control(pid: u32, flag: &str) -> Result<(), String> {
-    let out = Command::new("callgrind_control")
-        .args([flag, &pid.to_string()])
-        .output()
-        .map_err(|e| format!("cannot run callgrind_control (valgrind; run `make setup`): {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "callgrind_control {flag} {pid}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
+    crate::command::run(
+        Command::new("callgrind_control").args([flag, &pid.to_string()]),
+        "callgrind_control (valgrind; run `make setup`)",
+    )
+    .map(drop)
+    .map_err(|e| format!("callgrind_control {flag} {pid}: {e}"))
 }
 
 /// The dump with the highest number: callgrind names them

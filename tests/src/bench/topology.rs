@@ -165,15 +165,12 @@ pub async fn start(v: &Variant, callgrind: bool) -> Envoy {
 /// later inherit it.
 fn pin(envoy: &Envoy) {
     let (cpu, pid) = (ENVOY_CPU.to_string(), envoy.pid().to_string());
-    let out = std::process::Command::new("taskset")
-        .args(["-a", "-p", "-c", &cpu, &pid])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run taskset (run `make setup`): {e}"));
-    assert!(
-        out.status.success(),
-        "taskset -a -p -c {cpu} {pid}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if let Err(e) = crate::command::run(
+        std::process::Command::new("taskset").args(["-a", "-p", "-c", &cpu, &pid]),
+        "taskset (run `make setup`)",
+    ) {
+        panic!("taskset -a -p -c {cpu} {pid}: {e}");
+    }
 }
 
 /// The subset a request with `set` must reach: v2 when a cohort rule claims
