@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use canary_e2e::bench::run::{run, Meter, Options};
+use canary_e2e::bench::run::{run, signal, Meter, Options};
 use canary_e2e::bench::variants::{self, HeaderSet};
 use canary_e2e::bench::{table, topology};
 use canary_e2e::envoy::validate;
@@ -59,7 +59,7 @@ fn a_stopped_envoy_dies_with_the_thread_that_started_it_though_nothing_dropped_i
         let v = variants::select(variants::all(), "bare").unwrap().remove(0);
         let envoy = rt.block_on(topology::start(&v, false));
         let (pid, dir) = (envoy.pid(), envoy.dir());
-        assert!(kill(pid, "STOP"));
+        assert!(signal(pid, "STOP"));
         std::mem::forget(envoy);
         (pid, dir)
     })
@@ -69,7 +69,7 @@ fn a_stopped_envoy_dies_with_the_thread_that_started_it_though_nothing_dropped_i
     struct Cleanup(u32, std::path::PathBuf);
     impl Drop for Cleanup {
         fn drop(&mut self) {
-            kill(self.0, "KILL");
+            signal(self.0, "KILL");
             let _ = std::fs::remove_dir_all(&self.1);
         }
     }
@@ -90,13 +90,6 @@ fn a_stopped_envoy_dies_with_the_thread_that_started_it_though_nothing_dropped_i
         "Envoy {pid} outlived the thread that started it, in state {:?}",
         state()
     );
-}
-
-fn kill(pid: u32, sig: &str) -> bool {
-    std::process::Command::new("kill")
-        .args(["-s", sig, &pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 #[tokio::test(flavor = "multi_thread")]

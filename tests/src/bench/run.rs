@@ -258,16 +258,16 @@ impl Drop for Frozen<'_> {
         // No assert here: this also runs while a panic unwinds, and a
         // second panic would abort before the Envoys are cleaned up.
         for e in self.0 {
-            signal(e, "CONT");
+            signal(e.pid(), "CONT");
         }
     }
 }
 
-/// Sends `sig` (a name `kill -s` knows) to the Envoy; says whether it was
-/// delivered.
-fn signal(envoy: &Envoy, sig: &str) -> bool {
+/// Sends `sig` (a name `kill -s` knows) to process `pid`; says whether it
+/// was delivered.
+pub fn signal(pid: u32, sig: &str) -> bool {
     std::process::Command::new("kill")
-        .args(["-s", sig, &envoy.pid().to_string()])
+        .args(["-s", sig, &pid.to_string()])
         .status()
         .is_ok_and(|s| s.success())
 }
@@ -275,7 +275,11 @@ fn signal(envoy: &Envoy, sig: &str) -> bool {
 /// [`signal`], stopping the bench when it fails: a variant left running, or
 /// left stopped, would distort or stall every later figure.
 fn must_signal(envoy: &Envoy, sig: &str) {
-    assert!(signal(envoy, sig), "kill -s {sig} {} failed", envoy.pid());
+    assert!(
+        signal(envoy.pid(), sig),
+        "kill -s {sig} {} failed",
+        envoy.pid()
+    );
 }
 
 /// The case a round starts with. The starts are spread evenly over the
