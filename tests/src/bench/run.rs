@@ -31,6 +31,13 @@ pub enum Meter {
 }
 
 impl Meter {
+    /// Whether the run reads the wasm linear memories after its last round.
+    /// Under callgrind V8 lays out its memories differently (one of three
+    /// VMs showed the usual mapping pair): no figure rather than a wrong one.
+    pub fn reads_memory(self) -> bool {
+        self == Meter::CpuTime
+    }
+
     /// The unit of a cost per request, as the report writes it.
     pub fn unit(self) -> &'static str {
         match self {
@@ -159,13 +166,14 @@ pub async fn run(opts: &Options, mut progress: impl FnMut(&str)) -> Run {
         ));
     }
     drop(frozen);
-    // Under callgrind V8 lays out its memories differently (one of three
-    // VMs showed the usual mapping pair): no figure rather than a wrong one.
     let memory = envoys
         .iter()
-        .map(|e| match opts.meter {
-            Meter::CpuTime => probe::wasm_memories(e.pid()),
-            Meter::Instructions => vec![],
+        .map(|e| {
+            if opts.meter.reads_memory() {
+                probe::wasm_memories(e.pid())
+            } else {
+                vec![]
+            }
         })
         .collect();
     Run {

@@ -242,19 +242,20 @@ impl Run {
                 "filter `{}` linear memory per VM",
                 "about 1.1 MiB as before, reported",
                 &["filter"],
-                match meter {
-                    Meter::CpuTime => memory.map(|(kib, vms)| {
+                if meter.reads_memory() {
+                    memory.map(|(kib, vms)| {
                         (
                             kib as f64,
                             format!("{kib} KiB (largest of {vms} VMs)"),
                             Verdict::Reported,
                         )
-                    }),
-                    Meter::Instructions => Some((
+                    })
+                } else {
+                    Some((
                         f64::NAN,
                         "not read under callgrind (see make bench)".into(),
                         Verdict::Reported,
-                    )),
+                    ))
                 },
             ),
         ]
@@ -452,7 +453,7 @@ pub fn markdown(run: &Run) -> String {
         ));
     }
     let wasm: Vec<usize> = (0..run.variants.len())
-        .filter(|i| run.variants[*i].filter.is_wasm() && run.meter == Meter::CpuTime)
+        .filter(|i| run.variants[*i].filter.is_wasm() && run.meter.reads_memory())
         .collect();
     if !wasm.is_empty() {
         line("");
@@ -537,9 +538,10 @@ pub fn json(run: &Run) -> Value {
             "unit": run.meter.unit(),
             "order": "all variants started up front; every round measures every case once, each round starting at a different case, the starts spread evenly",
             "over_bare": "median of per-round differences to bare Envoy on the same path with the same request headers",
-            "memory": match run.meter {
-                Meter::CpuTime => "wasm linear memories from /proc/<pid>/smaps after the last round",
-                Meter::Instructions => "not read: under callgrind the smaps probe finds only some of the VMs' memories (see make bench)",
+            "memory": if run.meter.reads_memory() {
+                "wasm linear memories from /proc/<pid>/smaps after the last round"
+            } else {
+                "not read: under callgrind the smaps probe finds only some of the VMs' memories (see make bench)"
             },
         },
         "rounds": run.rounds,
