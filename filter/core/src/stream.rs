@@ -108,8 +108,9 @@ impl Stream {
         // VirtualService matches on the cohort header see the new value: the
         // SDK (proxy-wasm 0.2.5) exports ABI 0.2.1, for which Envoy still
         // clears the route cache on a header change (it stops doing so by
-        // default above 0.2.1). A newer SDK would need the cache cleared
-        // explicitly; the e2e routing tests fail if that is missed.
+        // default above 0.2.1, but Envoy 1.40 loads no module of a later
+        // ABI). A newer SDK would need the cache cleared explicitly; the e2e
+        // routing tests fail if that is missed.
         host.set_request_header(&cfg.cohort_header, cfg.cohort_label(self.cohort).as_bytes());
     }
 
