@@ -20,7 +20,7 @@ rustup component list --installed | grep -q '^rust-src' || { say "rust component
 # Debian packages: h2load for the benchmark, Prometheus and a registry for tests,
 # binaryen (wasm-metadce, wasm-opt) for the release module, valgrind (callgrind)
 # for the benchmark's instruction meter, util-linux (taskset, setpriv: every
-# Envoy the harness starts dies with it; Debian installs it everywhere).
+# process the harness starts dies with it; Debian installs it everywhere).
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

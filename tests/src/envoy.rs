@@ -30,30 +30,22 @@ impl Drop for Envoy {
 }
 
 /// Envoy on `config` with the shipped stats config merged in, under
-/// callgrind when `callgrind` names its output file.
-///
-/// Each Envoy gets SIGKILL when the thread that started it ends (`setpriv
-/// --pdeathsig`, util-linux). [`Envoy`]'s `Drop` stops it in the normal
-/// course, but a release build aborts on panic without dropping anything, and
-/// a harness stopped by a signal drops nothing either: without this, every
-/// Envoy it started stays behind, the benchmark's SIGSTOPped ones even after
-/// a Ctrl-C reached their process group. The harness starts Envoys on its
-/// test's thread or a tokio worker, both of which outlive the `Envoy` handle.
+/// callgrind when `callgrind` names its output file. It dies with the thread
+/// that starts it ([`crate::leftovers`]), the benchmark's SIGSTOPped variants
+/// too, even when the harness aborts or a Ctrl-C reaches their process group.
 fn envoy_command(config: &Path, callgrind: Option<&Path>) -> Command {
-    let mut words: Vec<std::ffi::OsString> = ["setpriv", "--pdeathsig", "KILL", "--"]
-        .into_iter()
-        .map(Into::into)
-        .collect();
-    if let Some(out) = callgrind {
-        words.push("valgrind".into());
-        words.extend(CALLGRIND_ARGS.iter().map(Into::into));
-        let mut file = std::ffi::OsString::from("--callgrind-out-file=");
-        file.push(out);
-        words.push(file);
-    }
-    words.push(crate::paths::envoy_bin().into());
-    let mut cmd = Command::new(&words[0]);
-    cmd.args(&words[1..]);
+    let mut cmd = match callgrind {
+        Some(out) => {
+            let mut cmd = crate::leftovers::command("valgrind");
+            let mut file = std::ffi::OsString::from("--callgrind-out-file=");
+            file.push(out);
+            cmd.args(CALLGRIND_ARGS)
+                .arg(file)
+                .arg(crate::paths::envoy_bin());
+            cmd
+        }
+        None => crate::leftovers::command(crate::paths::envoy_bin()),
+    };
     cmd.arg("-c").arg(config);
     let stats = crate::paths::stats_config_yaml();
     cmd.arg("--config-yaml").arg(
@@ -109,10 +101,7 @@ impl Envoy {
         s: &Sidecar,
         edit: impl FnOnce(&mut Value),
     ) -> Result<Envoy, String> {
-        let dir = tempfile::Builder::new()
-            .prefix("canary-envoy-")
-            .tempdir()
-            .unwrap();
+        let dir = crate::leftovers::temp_dir("envoy");
         let mut config: Value = s.render(dir.path());
         edit(&mut config);
         let config_path = dir.path().join("envoy.json");

@@ -13,6 +13,7 @@ pub mod client;
 pub mod command;
 pub mod envoy;
 pub mod jwt;
+pub mod leftovers;
 pub mod paths;
 pub mod relay;
 pub mod services;

@@ -68,10 +68,7 @@ pub struct Registry {
 
 impl Registry {
     pub async fn start() -> Registry {
-        let dir = tempfile::Builder::new()
-            .prefix("canary-registry-")
-            .tempdir()
-            .unwrap();
+        let dir = crate::leftovers::temp_dir("registry");
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let cfg = dir.path().join("config.yml");
         std::fs::write(
@@ -83,7 +80,9 @@ impl Registry {
         )
         .unwrap();
         let mut p = spawn(
-            Command::new("docker-registry").arg("serve").arg(&cfg),
+            crate::leftovers::command("docker-registry")
+                .arg("serve")
+                .arg(&cfg),
             dir,
             "docker-registry",
         );
@@ -100,10 +99,7 @@ pub struct Prometheus {
 
 impl Prometheus {
     pub async fn start(envoy_admins: &[SocketAddr]) -> Prometheus {
-        let dir = tempfile::Builder::new()
-            .prefix("canary-prometheus-")
-            .tempdir()
-            .unwrap();
+        let dir = crate::leftovers::temp_dir("prometheus");
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let targets: Vec<String> = envoy_admins.iter().map(|a| format!("'{a}'")).collect();
         let cfg = dir.path().join("prometheus.yml");
@@ -116,7 +112,7 @@ impl Prometheus {
         )
         .unwrap();
         let mut p = spawn(
-            Command::new("prometheus")
+            crate::leftovers::command("prometheus")
                 .arg(format!("--config.file={}", cfg.display()))
                 .arg(format!(
                     "--storage.tsdb.path={}",
