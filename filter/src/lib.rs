@@ -251,8 +251,16 @@ impl HttpContext for CanaryHttp {
         self.stream.on_response_trailers(&self.plugin, &mut Host);
         Action::Continue
     }
+}
 
-    fn on_log(&mut self) {
+/// The end of the stream: its outcome is counted as the SDK drops the
+/// context, in `proxy_on_delete`, which Envoy calls right after logging the
+/// stream, with its stream info still at hand. The module does not export
+/// `proxy_on_log` (filter/wasm-exports.json): Envoy would enter the VM once
+/// more per request for it, which `make bench-instructions` put at about
+/// 1,900 instructions (2.4 % of the filter's cost).
+impl Drop for CanaryHttp {
+    fn drop(&mut self) {
         let Ok(mut vm) = self.vm.try_borrow_mut() else {
             return;
         };
@@ -262,7 +270,7 @@ impl HttpContext for CanaryHttp {
                 pending,
                 sink: &mut HostMetrics,
             };
-            self.stream.on_log(
+            self.stream.on_end(
                 &self.plugin,
                 &mut vm,
                 &mut metrics,

@@ -213,7 +213,7 @@ impl Envoy {
     }
 
     /// The stats once `holds` accepts them, or as they stand after `within`.
-    /// The filter counts in `on_log`, after the client has its response, and
+    /// The filter counts at the stream's end, after the client has its response, and
     /// histograms merge at the next stats flush: a test reads after both.
     pub async fn stats_once_they_hold(
         &self,

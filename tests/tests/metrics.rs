@@ -19,8 +19,8 @@ fn reviews(plugin_config: &str, v1: &Upstream, v2: &Upstream) -> Sidecar {
 }
 
 async fn stats_after(envoy: &Envoy, expected_requests: f64) -> Stats {
-    // on_log runs after the response is sent, and histograms are merged at the
-    // next stats flush: wait for both.
+    // The filter counts at the stream's end, after the response is sent, and
+    // histograms are merged at the next stats flush: wait for both.
     envoy
         .stats_once_they_hold(Duration::from_secs(2), |s| {
             s.sum(REQ, &[]) >= expected_requests

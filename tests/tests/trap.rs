@@ -89,8 +89,8 @@ fn counted(s: &Stats) -> f64 {
     s.sum("canary_requests_total", &[])
 }
 
-/// Waits until the filter's request counter shows `n` (it is bumped in
-/// `on_log`, after the client has its response).
+/// Waits until the filter's request counter shows `n` (it is bumped at the
+/// stream's end, after the client has its response).
 async fn counted_eventually(envoy: &Envoy, n: f64) -> f64 {
     let s = envoy
         .stats_once_they_hold(Duration::from_secs(5), |s| counted(s) == n)

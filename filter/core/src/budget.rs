@@ -90,7 +90,7 @@ fn cost(config: &str, request: &[(&str, &[u8])], answer: Answer) -> Cost {
             s.on_response_trailers(&p, &mut host);
         }
         c.trailers = since(&host);
-        s.on_log(&p, &mut vm, &mut m, &mut host, &mut store);
+        s.on_end(&p, &mut vm, &mut m, &mut host, &mut store);
         c.log = since(&host);
         c.records = recorded(&m) - records;
         c.bumps = m.counters.values().sum::<u64>() - bumps;

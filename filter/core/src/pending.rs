@@ -1,7 +1,7 @@
 //! Counter increments held in the VM between ticks.
 //!
-//! A counter bump is a hostcall, and a request's counters are bumped in
-//! `on_log`. Holding the bumps in the VM and handing Envoy one increment per
+//! A counter bump is a hostcall, and a request's counters are bumped at its
+//! end ([`crate::stream::Stream::on_end`]). Holding the bumps in the VM and handing Envoy one increment per
 //! series on each tick takes that hostcall off every request. Nothing is
 //! lost that Envoy would have kept: the table belongs to the VM, not to one
 //! configuration, and the glue flushes it on every tick, before a new

@@ -82,7 +82,7 @@ fn run(p: &Plugin, vm: &mut Vm, r: &Request, end_in_headers: bool) -> FakeHost {
     s.on_response_headers(p, &mut host, end_in_headers);
     s.on_response_body(!end_in_headers);
     s.on_response_trailers(p, &mut host);
-    s.on_log(
+    s.on_end(
         p,
         vm,
         &mut FakeMetrics::default(),

@@ -164,8 +164,9 @@ impl Stream {
         }
     }
 
-    /// End of stream: classify the outcome and count it.
-    pub fn on_log(
+    /// End of stream: classify the outcome and count it. The glue calls this
+    /// as Envoy deletes the stream's context, after logging it.
+    pub fn on_end(
         &mut self,
         p: &Plugin,
         vm: &mut Vm,
@@ -461,7 +462,7 @@ mod tests {
             s.on_response_body(true);
         }
         host.now.set(4_000_000);
-        s.on_log(p, vm, m, host, &mut FakeStore::default());
+        s.on_end(p, vm, m, host, &mut FakeStore::default());
     }
 
     #[test]
@@ -593,7 +594,7 @@ mod tests {
         s.on_request_headers(&p, &Vm::default(), &mut host);
         s.on_response_headers(&p, &mut host, false);
         let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
-        s.on_log(&p, &mut reg, &mut m, &mut host, &mut FakeStore::default());
+        s.on_end(&p, &mut reg, &mut m, &mut host, &mut FakeStore::default());
         assert_eq!(m.sum("canary_errors_total", ""), 0);
         assert_eq!(
             m.sum("canary_requests_total", "canary_version=.=unknown"),
@@ -687,7 +688,7 @@ mod tests {
         let (mut vm, mut m) = (Vm::default(), FakeMetrics::default());
         let mut s = Stream::default();
         s.on_request_headers(&p, &vm, &mut host);
-        s.on_log(&p, &mut vm, &mut m, &mut host, &mut FakeStore::default());
+        s.on_end(&p, &mut vm, &mut m, &mut host, &mut FakeStore::default());
         assert_eq!(m.sum("canary_errors_total", "canary_error_kind=.=5xx"), 1);
     }
 
@@ -716,23 +717,23 @@ mod tests {
         s.on_request_headers(&p, &vm, &mut host);
         s.on_response_headers(&p, &mut host, false);
         s.on_response_body(false);
-        s.on_log(&p, &mut vm, &mut m, &mut host, &mut FakeStore::default());
+        s.on_end(&p, &mut vm, &mut m, &mut host, &mut FakeStore::default());
         assert_eq!(m.sum("canary_errors_total", "canary_error_kind=.=reset"), 1);
         // The same flags on a completed response are not read: it succeeded (on retry).
         let mut s = Stream::default();
         s.on_request_headers(&p, &vm, &mut host);
         s.on_response_headers(&p, &mut host, false);
         s.on_response_body(true);
-        s.on_log(&p, &mut vm, &mut m, &mut host, &mut FakeStore::default());
+        s.on_end(&p, &mut vm, &mut m, &mut host, &mut FakeStore::default());
         assert_eq!(m.sum("canary_errors_total", ""), 1);
     }
 
     #[test]
-    fn on_log_without_request_headers_records_nothing() {
+    fn a_stream_that_ends_without_request_headers_records_nothing() {
         let p = plugin("");
         let mut host = FakeHost::with_request(&[]);
         let (mut reg, mut m) = (Vm::default(), FakeMetrics::default());
-        Stream::default().on_log(&p, &mut reg, &mut m, &mut host, &mut FakeStore::default());
+        Stream::default().on_end(&p, &mut reg, &mut m, &mut host, &mut FakeStore::default());
         assert_eq!(m.defines, 0);
     }
 }

@@ -146,7 +146,7 @@ fn serve(
             s.on_request_headers(p, vm, &mut host);
             s.on_response_headers(p, &mut host, false);
             s.on_response_body(true);
-            s.on_log(p, vm, metrics, &mut host, store);
+            s.on_end(p, vm, metrics, &mut host, store);
         }
     }
     region.change().allocations

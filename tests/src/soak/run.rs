@@ -129,7 +129,7 @@ async fn counted(envoy: &Envoy) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// Counters are bumped in `on_log`, after the client has its answer: wait
+/// Counters are bumped at the stream's end, after the client has its answer: wait
 /// until they reach `sent` or stop moving.
 async fn settled_counts(envoy: &Envoy, sent: u64) -> BTreeMap<String, u64> {
     let deadline = Instant::now() + Duration::from_secs(15);

@@ -1,7 +1,7 @@
 //! Whole sidecars simulated through the gates' own [`Engine`]: seeded
 //! traffic at a fixed rate, spread over worker VMs that share one
 //! [`FakeStore`], each ticking on its own clock, each finished request handed
-//! to [`Engine::finish`] as `on_log` does. So the numbers are what the filter
+//! to [`Engine::finish`] as [`crate::stream::Stream::on_end`] does. So the numbers are what the filter
 //! does, decisions on failed requests included. The fast checks run with
 //! `cargo test`; the table in `docs/judgment.md` comes from the ignored
 //! `withdrawal_table` test
