@@ -69,6 +69,18 @@ pub fn sweep(root: &Path) {
     }
 }
 
+/// The state letter `/proc/<pid>/stat` shows for a process (`R`, `S`, `T`
+/// for stopped, `Z` for a zombie), `None` once it is gone.
+pub fn state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+/// Whether process `pid` is dead: gone, or a zombie nobody waits for.
+pub fn dead(pid: u32) -> bool {
+    matches!(state(pid), None | Some('Z'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,14 +106,6 @@ mod tests {
         sweep(root.path());
         assert!(!dead.exists(), "a dead owner's directory stays");
         assert!(alive.exists() && unowned.exists() && foreign.exists());
-    }
-
-    /// Gone, or a zombie nobody waits for.
-    fn dead(pid: u32) -> bool {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| s.rsplit_once(") ").and_then(|(_, r)| r.chars().next()))
-            .is_none_or(|state| state == 'Z')
     }
 
     #[test]

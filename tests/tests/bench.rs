@@ -8,6 +8,7 @@ use canary_e2e::bench::run::{run, signal, Meter, Options};
 use canary_e2e::bench::variants::{self, HeaderSet};
 use canary_e2e::bench::{table, topology};
 use canary_e2e::envoy::validate;
+use canary_e2e::leftovers;
 use canary_e2e::sidecar::{NOOP_FLOOR_COHORT, NOOP_FLOOR_VERSION};
 use canary_e2e::Req;
 
@@ -75,20 +76,14 @@ fn a_stopped_envoy_dies_with_the_thread_that_started_it_though_nothing_dropped_i
     }
     let _cleanup = Cleanup(pid, dir);
     // Dead means gone, or a zombie: nobody is left to wait for it.
-    let state = || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.chars().next()))
-            .flatten()
-    };
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !matches!(state(), None | Some('Z')) && std::time::Instant::now() < deadline {
+    while !leftovers::dead(pid) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(
-        matches!(state(), None | Some('Z')),
+        leftovers::dead(pid),
         "Envoy {pid} outlived the thread that started it, in state {:?}",
-        state()
+        leftovers::state(pid)
     );
 }
 
