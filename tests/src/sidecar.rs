@@ -12,10 +12,27 @@ pub const SERVICE: &str = "reviews.default.svc.cluster.local";
 pub const PORT: u16 = 9080;
 /// Name of the filter's ECDS resource and of the filter in the chain.
 pub const FILTER_NAME: &str = "canary";
-/// The no-op module's plugin config that makes it the hostcall floor probe.
-pub const NOOP_FLOOR_CONFIG: &str = r#"{"probe": "floor"}"#;
-/// What the floor probe writes: the cohort header on the request and the
-/// response, and the version header on the response.
+/// What the no-op module's probe mode calls per request (its plugin config):
+/// every hostcall the filter makes for `{}`, or all but the three dearest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    Floor,
+    /// The floor without the `:status` and cluster name reads and the
+    /// cohort write (tests/noop-filter says why).
+    FloorRest,
+}
+
+impl Probe {
+    pub fn config(self) -> &'static str {
+        match self {
+            Probe::Floor => r#"{"probe": "floor"}"#,
+            Probe::FloorRest => r#"{"probe": "floor-rest"}"#,
+        }
+    }
+}
+
+/// What the floor probes write: the cohort header on the response (and, the
+/// full floor only, on the request), and the version header on the response.
 pub const NOOP_FLOOR_COHORT: &str = "stable";
 pub const NOOP_FLOOR_VERSION: &str = "probe";
 
@@ -40,9 +57,10 @@ pub enum FilterSpec {
     CanaryModule(String, std::path::PathBuf),
     /// The do-nothing proxy-wasm module.
     Noop,
-    /// The do-nothing module with [`NOOP_FLOOR_CONFIG`]: it makes the
-    /// filter's per-request hostcalls for `{}` and nothing else.
-    NoopFloor,
+    /// The do-nothing module cut to the filter's exports, with a probe's
+    /// config: it makes (some of) the filter's per-request hostcalls for
+    /// `{}` and nothing else.
+    NoopProbe(Probe),
     /// [`LUA_TAGGING`]: the filter's default work in Lua.
     Lua,
 }
@@ -105,13 +123,17 @@ pub struct Sidecar {
     pub vm_env: Vec<(String, String)>,
 }
 
-/// The no-op module's HTTP filter, with `plugin_config` when given.
+/// The no-op module's HTTP filter (the probe copy with `plugin_config`).
 fn noop_filter(plugin_config: Option<&str>) -> Value {
+    let wasm = match plugin_config {
+        None => crate::paths::noop_wasm(),
+        Some(_) => crate::paths::probe_wasm(),
+    };
     let mut config = json!({
         "name": "noop",
         "vm_config": {
             "runtime": "envoy.wasm.runtime.v8",
-            "code": {"local": {"filename": crate::paths::noop_wasm().to_string_lossy()}},
+            "code": {"local": {"filename": wasm.to_string_lossy()}},
         },
     });
     if let Some(c) = plugin_config {
@@ -261,7 +283,7 @@ impl Sidecar {
                 }));
             }
             FilterSpec::Noop => filters.push(noop_filter(None)),
-            FilterSpec::NoopFloor => filters.push(noop_filter(Some(NOOP_FLOOR_CONFIG))),
+            FilterSpec::NoopProbe(p) => filters.push(noop_filter(Some(p.config()))),
             FilterSpec::Lua => filters.push(json!({
                 "name": "envoy.filters.http.lua",
                 "typed_config": {

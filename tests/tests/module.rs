@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use canary_e2e::paths::{filter_wasm, repo_root};
+use canary_e2e::paths::{filter_wasm, noop_wasm, probe_wasm, repo_root};
 use canary_e2e::{Envoy, FilterSpec, Req, Sidecar, Upstream};
 
 /// The export names the build keeps: in `filter/wasm-exports.json` (a
@@ -54,6 +54,22 @@ fn the_release_module_exports_only_the_callbacks_the_filter_implements() {
         "proxy_on_new_connection",
     ] {
         assert!(!exports.contains(unused), "the module exports {unused}");
+    }
+}
+
+/// The bench's floor probes stand for the filter's hostcalls, so they must
+/// enter the VM where the filter does: their module keeps the filter's
+/// exports, while the empty module keeps all of the SDK's.
+#[test]
+fn the_floor_probes_module_exports_what_the_filter_exports_and_the_empty_module_more() {
+    let probe = module_exports(&std::fs::read(probe_wasm()).unwrap());
+    assert_eq!(probe, kept_exports());
+    let empty = module_exports(&std::fs::read(noop_wasm()).unwrap());
+    for callback in ["proxy_on_log", "proxy_on_done", "proxy_on_request_body"] {
+        assert!(
+            empty.contains(callback),
+            "the empty module lacks {callback}"
+        );
     }
 }
 

@@ -3,7 +3,7 @@
 
 use canary_e2e::envoy::validate;
 use canary_e2e::paths::repo_root;
-use canary_e2e::sidecar::Tls;
+use canary_e2e::sidecar::{Probe, Tls};
 use canary_e2e::{FilterSpec, Sidecar};
 
 fn check(name: &str, s: &Sidecar) {
@@ -24,7 +24,14 @@ fn every_rendered_sidecar_configuration_validates() {
         ("inline canary", FilterSpec::Canary(String::new())),
         ("ECDS canary", FilterSpec::CanaryEcds(String::new())),
         ("no-op wasm", FilterSpec::Noop),
-        ("no-op wasm, floor probe", FilterSpec::NoopFloor),
+        (
+            "no-op wasm, floor probe",
+            FilterSpec::NoopProbe(Probe::Floor),
+        ),
+        (
+            "no-op wasm, floor-rest probe",
+            FilterSpec::NoopProbe(Probe::FloorRest),
+        ),
         ("lua", FilterSpec::Lua),
         ("bare", FilterSpec::None),
     ] {

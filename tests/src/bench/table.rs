@@ -197,6 +197,18 @@ impl Run {
                 None,
                 false,
             ),
+            // The floor without the three calls `{}`'s features need and the
+            // ABI prices highest: what is left cannot be skipped, so the room
+            // below 2x is all those three may cost together.
+            ratio(
+                "what `{}` cannot skip (its floor without `:status`, cluster name and cohort write) / empty module overhead",
+                "reported: 2x minus this is what those three calls may add",
+                &["floor-rest", "noop"],
+                self.over("floor-rest", Minimal).as_deref(),
+                self.over("noop", Minimal).as_deref(),
+                None,
+                false,
+            ),
             ratio(
                 "filter `{}` overhead / Lua doing the same work",
                 "at most 1x",
@@ -674,6 +686,32 @@ mod tests {
         assert!(
             t.line()
                 .contains("not measured (needs variants filter, floor)"),
+            "{}",
+            t.line()
+        );
+    }
+
+    #[test]
+    fn what_the_filter_cannot_skip_is_reported_against_the_empty_module() {
+        let at = |run: &Run| {
+            run.targets()
+                .into_iter()
+                .find(|t| t.name.starts_with("what `{}` cannot skip"))
+                .unwrap()
+        };
+        // bare 20, empty module 25, the floor without its dearest calls 34.
+        let run = run_of_variants("bare,noop,floor-rest", &[&[20.0, 25.0, 34.0]]);
+        let t = at(&run);
+        assert_eq!(t.verdict, Some(Verdict::Reported));
+        assert!(
+            t.line().contains(": 2.80x (+14.00 vs +5.00 µs;"),
+            "{}",
+            t.line()
+        );
+        let t = at(&run_of(&[[20.0, 25.0, 30.0]]));
+        assert!(
+            t.line()
+                .contains("not measured (needs variants floor-rest, noop)"),
             "{}",
             t.line()
         );

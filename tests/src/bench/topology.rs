@@ -26,7 +26,7 @@ fn filter_spec(v: &Variant) -> FilterSpec {
         (Filter::None, _) => FilterSpec::None,
         (Filter::Lua, _) => FilterSpec::Lua,
         (Filter::Noop, _) => FilterSpec::Noop,
-        (Filter::Floor, _) => FilterSpec::NoopFloor,
+        (Filter::Floor(p), _) => FilterSpec::NoopProbe(*p),
         (Filter::Canary(cfg), None) => FilterSpec::Canary(cfg.clone()),
         (Filter::Canary(cfg), Some(wasm)) => FilterSpec::CanaryModule(cfg.clone(), wasm.clone()),
     }
@@ -179,7 +179,7 @@ fn pin(envoy: &Envoy) {
 fn expected_upstream(v: &Variant, set: HeaderSet) -> Option<&'static str> {
     let claimed = match &v.filter {
         _ if v.path == Path::Direct => return None,
-        Filter::None | Filter::Noop | Filter::Floor => false,
+        Filter::None | Filter::Noop | Filter::Floor(_) => false,
         Filter::Lua => set.default_cohort() != "stable",
         Filter::Canary(cfg) => {
             let c = Config::from_json(cfg.as_bytes()).ok()?;
@@ -218,13 +218,13 @@ async fn check(v: &Variant, envoy: &Envoy, set: HeaderSet) -> Result<(), String>
             ));
         }
     }
-    let stamps = matches!(&v.filter, Filter::Lua | Filter::Floor)
+    let stamps = matches!(&v.filter, Filter::Lua | Filter::Floor(_))
         || matches!(&v.filter, Filter::Canary(c) if c.trim() == "{}");
     if stamps {
         let cohort = set.default_cohort();
         let version = match (&v.filter, v.path, cohort) {
             // The probe writes fixed values.
-            (Filter::Floor, _, _) => NOOP_FLOOR_VERSION,
+            (Filter::Floor(_), _, _) => NOOP_FLOOR_VERSION,
             // Lua has no upstream cluster name: its version follows the cohort.
             (Filter::Lua, _, "stable") => "v1",
             (Filter::Lua, _, _) => "v2",
@@ -233,7 +233,7 @@ async fn check(v: &Variant, envoy: &Envoy, set: HeaderSet) -> Result<(), String>
             (_, Path::Proxied, _) => "v2",
         };
         let cohort = match &v.filter {
-            Filter::Floor => NOOP_FLOOR_COHORT,
+            Filter::Floor(_) => NOOP_FLOOR_COHORT,
             _ => cohort,
         };
         let got = (r.header("x-canary-cohort"), r.header("x-canary-version"));

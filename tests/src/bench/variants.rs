@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use canary_core::Config;
 
+use crate::sidecar::Probe;
+
 /// Where a request ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Path {
@@ -32,10 +34,11 @@ pub enum Filter {
     None,
     /// The empty proxy-wasm module (tests/noop-filter): SDK dispatch only.
     Noop,
-    /// The empty module making the filter's per-request hostcalls for `{}`
-    /// with fixed values (its `{"probe": "floor"}` mode): the ABI's floor
-    /// for the filter's work.
-    Floor,
+    /// The empty module, cut to the filter's exports, making (some of) the
+    /// filter's per-request hostcalls for `{}` with fixed values: the ABI's
+    /// floor for the filter's work (`Probe::Floor`), or that floor without
+    /// its three dearest calls (`Probe::FloorRest`).
+    Floor(Probe),
     /// [`crate::sidecar::LUA_TAGGING`]: the filter's default work in Lua.
     Lua,
     /// The canary filter with this pluginConfig (JSON text).
@@ -44,7 +47,7 @@ pub enum Filter {
 
 impl Filter {
     pub fn is_wasm(&self) -> bool {
-        matches!(self, Filter::Noop | Filter::Floor | Filter::Canary(_))
+        matches!(self, Filter::Noop | Filter::Floor(_) | Filter::Canary(_))
     }
 }
 
@@ -201,7 +204,16 @@ pub fn all() -> Vec<Variant> {
             "floor",
             "empty module + the filter's hostcalls for `{}`",
             Path::Proxied,
-            Filter::Floor,
+            Filter::Floor(Probe::Floor),
+            &[Minimal],
+        ),
+        // What `{}` cannot skip: the floor without the `:status` and cluster
+        // name reads and the cohort write.
+        Variant::new(
+            "floor-rest",
+            "the same without its three dearest calls",
+            Path::Proxied,
+            Filter::Floor(Probe::FloorRest),
             &[Minimal],
         ),
         Variant::new(
@@ -294,7 +306,7 @@ pub fn all() -> Vec<Variant> {
             "floor-direct",
             "empty module + the filter's hostcalls for `{}`, direct response",
             Path::Direct,
-            Filter::Floor,
+            Filter::Floor(Probe::Floor),
             &[Minimal],
         ),
         Variant::new(

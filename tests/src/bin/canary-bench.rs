@@ -15,7 +15,7 @@ canary-bench [--instructions] [--rounds N] [--requests N] [--variants ID,ID,...]
   --instructions      count the instructions Envoy executes (under valgrind's callgrind)
                       instead of its CPU time: nearly the same figures from run to run; defaults
                       become 3 rounds of 3000 requests and the variants bare, noop, floor,
-                      lua, filter and shipped
+                      floor-rest, lua, filter and shipped
   --rounds N          interleaved rounds (default 15; at least 5 for figures worth quoting)
   --requests N        requests per case and round (default 14000)
   --variants LIST     measure only these variants (comma-separated ids, see below)
@@ -30,7 +30,7 @@ Variants:";
 /// What `--instructions` measures unless `--variants` says otherwise: the
 /// variants the targets compare. Each Envoy under callgrind takes most of a
 /// minute to start.
-const INSTRUCTION_VARIANTS: &str = "bare,noop,floor,lua,filter,shipped";
+const INSTRUCTION_VARIANTS: &str = "bare,noop,floor,floor-rest,lua,filter,shipped";
 
 struct Args {
     opts: Options,
