@@ -122,7 +122,9 @@ impl Envoy {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let child = cmd.spawn().map_err(|e| format!("cannot run Envoy: {e}"))?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start Envoy through setpriv: {e}"))?;
         let mut envoy = Envoy {
             child,
             admin: "127.0.0.1:0".parse().unwrap(),

@@ -56,7 +56,7 @@ fn spawn(cmd: &mut Command, dir: tempfile::TempDir, what: &str) -> Process {
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {what}: {e} (run `make setup`)"));
+        .unwrap_or_else(|e| panic!("cannot start {what} through setpriv: {e} (run `make setup`)"));
     Process { child, dir }
 }
 
