@@ -63,7 +63,7 @@ pub fn sweep(root: &Path) {
         let Some(pid) = owner.and_then(|o| o.trim().parse::<u32>().ok()) else {
             continue;
         };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
+        if state(pid).is_none() {
             let _ = std::fs::remove_dir_all(&dir);
         }
     }

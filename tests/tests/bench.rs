@@ -113,14 +113,10 @@ async fn both_floor_probes_load_in_envoy_and_make_the_filters_writes_and_record(
         // The duration is recorded as the context is deleted (histograms
         // show after a stats flush): the probe module has no proxy_on_log.
         let name = "canary_probe_duration_microseconds_count";
-        let mut recorded = 0.0;
-        for _ in 0..80 {
-            recorded = envoy.stats().await.sum(name, &[]);
-            if recorded >= 2.0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let recorded = envoy
+            .stats_once_they_hold(Duration::from_secs(8), |s| s.sum(name, &[]) >= 2.0)
+            .await
+            .sum(name, &[]);
         assert!(
             recorded >= 2.0,
             "{}: {name} = {recorded}\n{}",

@@ -628,19 +628,13 @@ mod tests {
 
     #[test]
     fn targets_pass_within_their_limit_fail_beyond_and_say_what_is_missing() {
-        let at = |run: &Run, name: &str| {
-            run.targets()
-                .into_iter()
-                .find(|t| t.name.starts_with(name))
-                .unwrap()
-        };
         let within = run_of(&[[20.0, 25.0, 30.0]]);
         assert_eq!(
-            at(&within, "filter `{}` overhead / empty").verdict,
+            target(&within, "filter `{}` overhead / empty").verdict,
             Some(Verdict::Pass)
         );
         let beyond = run_of(&[[20.0, 25.0, 30.5]]);
-        let t = at(&beyond, "filter `{}` overhead / empty");
+        let t = target(&beyond, "filter `{}` overhead / empty");
         assert_eq!(t.verdict, Some(Verdict::Fail));
         assert!(
             t.line()
@@ -649,18 +643,18 @@ mod tests {
             t.line()
         );
         assert!(t.line().ends_with("**FAIL**"), "{}", t.line());
-        let lua = at(&within, "filter `{}` overhead / Lua");
+        let lua = target(&within, "filter `{}` overhead / Lua");
         assert_eq!(lua.verdict, None);
         assert!(lua
             .line()
             .contains("not measured (needs variants filter, lua)"));
         assert_eq!(
-            at(&within, "release module size").verdict,
+            target(&within, "release module size").verdict,
             Some(Verdict::Fail)
         );
         // The empty module measured at or below bare: no ratio, no verdict.
         let noisy = run_of(&[[20.0, 19.5, 30.0]]);
-        let t = at(&noisy, "filter `{}` overhead / empty");
+        let t = target(&noisy, "filter `{}` overhead / empty");
         assert_eq!(t.verdict, Some(Verdict::Reported));
         assert!(
             t.line().contains("no ratio (+10.00 vs -0.50 µs"),
@@ -671,12 +665,7 @@ mod tests {
 
     #[test]
     fn the_hostcall_floor_is_reported_as_a_ratio_without_a_verdict() {
-        let at = |run: &Run| {
-            run.targets()
-                .into_iter()
-                .find(|t| t.name.contains("hostcall floor"))
-                .unwrap()
-        };
+        let at = |run: &Run| target(run, "filter `{}` overhead / its hostcall floor");
         // bare 20, empty module 25, its hostcalls 28, the filter 32.
         let run = run_of_variants("bare,noop,floor,filter", &[&[20.0, 25.0, 28.0, 32.0]]);
         let t = at(&run);
@@ -693,12 +682,7 @@ mod tests {
 
     #[test]
     fn what_the_filter_cannot_skip_is_reported_against_the_empty_module() {
-        let at = |run: &Run| {
-            run.targets()
-                .into_iter()
-                .find(|t| t.name.starts_with("what `{}` cannot skip"))
-                .unwrap()
-        };
+        let at = |run: &Run| target(run, "what `{}` cannot skip");
         // bare 20, empty module 25, the floor without its dearest calls 34.
         let run = run_of_variants("bare,noop,floor-rest", &[&[20.0, 25.0, 34.0]]);
         let t = at(&run);
@@ -770,11 +754,16 @@ mod tests {
         run_of(&rounds)
     }
 
-    fn empty_module_ratio(run: &Run) -> Target {
+    /// The run's target whose name starts with `name`.
+    fn target(run: &Run, name: &str) -> Target {
         run.targets()
             .into_iter()
-            .find(|t| t.name.starts_with("filter `{}` overhead / empty"))
+            .find(|t| t.name.starts_with(name))
             .unwrap()
+    }
+
+    fn empty_module_ratio(run: &Run) -> Target {
+        target(run, "filter `{}` overhead / empty")
     }
 
     #[test]
